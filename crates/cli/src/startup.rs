@@ -1,0 +1,43 @@
+//! Opening the control plane's state: database, migrations and master key, in an
+//! order that leaves nothing half-written when a step fails.
+
+use anyhow::Context;
+use brokeforge_db::{Db, DbConfig, Sealer};
+
+use crate::GlobalOptions;
+
+/// An opened, migrated database and the sealer for its secrets.
+pub struct ControlPlaneState {
+    pub db: Db,
+    pub sealer: Sealer,
+}
+
+/// Connects to the database the options name.
+pub async fn connect(options: &GlobalOptions) -> anyhow::Result<Db> {
+    let config = DbConfig::from_options(&options.data_dir, options.database_url.as_deref());
+    Ok(Db::connect(&config).await?)
+}
+
+/// Connects, applies migrations and loads (or, on a new database, creates) the master key.
+pub async fn open(options: &GlobalOptions) -> anyhow::Result<ControlPlaneState> {
+    let db = connect(options).await?;
+    brokeforge_db::migrate::run(&db).await?;
+    let sealer = brokeforge_db::seal::load_and_verify_master_key(&db, &options.data_dir)
+        .await
+        .context("master key")?;
+    Ok(ControlPlaneState { db, sealer })
+}
+
+/// `brokeforge migrate`: applies migrations and reports what it did.
+pub async fn migrate_only(options: &GlobalOptions) -> anyhow::Result<()> {
+    let db = connect(options).await?;
+    let before = brokeforge_db::migrate::status(&db).await?;
+    brokeforge_db::migrate::run(&db).await?;
+    if before.pending.is_empty() {
+        println!("The {} database is up to date.", db.backend().name());
+    } else {
+        println!("Applied {} migration(s) to the {} database.", before.pending.len(), db.backend().name());
+    }
+    db.close().await;
+    Ok(())
+}

@@ -1,0 +1,31 @@
+//! BrokeForge's storage adapter: a [`Db`] handle over SQLite (the default, embedded)
+//! or PostgreSQL (for several control-plane nodes), the migrations for both, the
+//! repositories the application uses, and the sealing of secrets at rest.
+//!
+//! SQL is written once in the portable subset (`$1` placeholders, `RETURNING`,
+//! `ON CONFLICT`) and run on either pool through [`with_pool!`]; the two backends
+//! differ only in their DDL, kept side by side under `migrations/`.
+
+pub mod clock;
+pub mod error;
+pub mod migrate;
+pub mod pool;
+pub mod seal;
+pub mod users;
+
+pub use error::DbError;
+pub use pool::{Backend, Db, DbConfig};
+pub use seal::{MasterKey, SealError, Sealer};
+
+/// Runs one expression against whichever pool `db` holds. The expression is
+/// compiled once per backend, so queries written with `sqlx::query*` and `$n`
+/// placeholders work on both SQLite and PostgreSQL.
+#[macro_export]
+macro_rules! with_pool {
+    ($db:expr, |$pool:ident| $body:expr) => {
+        match $db.pool() {
+            $crate::pool::PoolRef::Sqlite($pool) => $body,
+            $crate::pool::PoolRef::Postgres($pool) => $body,
+        }
+    };
+}
