@@ -1,8 +1,7 @@
 //! Opening the control plane's state: database, migrations and master key, in an
 //! order that leaves nothing half-written when a step fails.
 
-use anyhow::Context;
-use brokeforge_db::{Db, DbConfig, Sealer};
+use brokeforge_db::{Db, DbConfig, MasterKey, Sealer};
 
 use crate::GlobalOptions;
 
@@ -20,11 +19,14 @@ pub async fn connect(options: &GlobalOptions) -> anyhow::Result<Db> {
 
 /// Connects, applies migrations and loads (or, on a new database, creates) the master key.
 pub async fn open(options: &GlobalOptions) -> anyhow::Result<ControlPlaneState> {
+    // The key is read first: a corrupt key file must stop us before anything is created.
+    let key = MasterKey::load(&options.data_dir)?;
+    if key.is_none() && options.database_url.is_some() {
+        brokeforge_db::pool::ensure_writable_dir(&options.data_dir)?;
+    }
     let db = connect(options).await?;
     brokeforge_db::migrate::run(&db).await?;
-    let sealer = brokeforge_db::seal::load_and_verify_master_key(&db, &options.data_dir)
-        .await
-        .context("master key")?;
+    let sealer = brokeforge_db::seal::verify_master_key(&db, key, &options.data_dir).await?;
     Ok(ControlPlaneState { db, sealer })
 }
 
@@ -36,7 +38,11 @@ pub async fn migrate_only(options: &GlobalOptions) -> anyhow::Result<()> {
     if before.pending.is_empty() {
         println!("The {} database is up to date.", db.backend().name());
     } else {
-        println!("Applied {} migration(s) to the {} database.", before.pending.len(), db.backend().name());
+        println!(
+            "Applied {} migration(s) to the {} database.",
+            before.pending.len(),
+            db.backend().name()
+        );
     }
     db.close().await;
     Ok(())

@@ -160,9 +160,7 @@ impl Cmd {
     /// Appends a value as exactly one quoted argument. Put `.lit("--")` before values
     /// that could start with `-` when the program would read them as options.
     pub fn arg(mut self, value: impl Into<ShellArg>) -> Self {
-        self.last_simple_mut()
-            .words
-            .push(Word::Quoted(value.into()));
+        self.last_simple_mut().words.push(Word::Quoted(value.into()));
         self
     }
 
@@ -175,9 +173,7 @@ impl Cmd {
     /// Appends a secret as one quoted argument that prints as `***`.
     pub fn secret_arg(mut self, secret: &Secret<String>) -> Result<Self, CmdError> {
         reject_nul(secret.expose())?;
-        self.last_simple_mut()
-            .words
-            .push(Word::Secret(secret.clone()));
+        self.last_simple_mut().words.push(Word::Secret(secret.clone()));
         Ok(self)
     }
 
@@ -189,9 +185,7 @@ impl Cmd {
     /// written by developers, so this is a programming error.
     pub fn env(mut self, key: &'static str, value: impl Into<ShellArg>) -> Self {
         assert_variable_name(key);
-        self.last_simple_mut()
-            .env
-            .push((key, Word::Quoted(value.into())));
+        self.last_simple_mut().env.push((key, Word::Quoted(value.into())));
         self
     }
 
@@ -200,16 +194,10 @@ impl Cmd {
     /// # Panics
     ///
     /// Panics if `key` is not a shell variable name, as [`Cmd::env`] does.
-    pub fn secret_env(
-        mut self,
-        key: &'static str,
-        secret: &Secret<String>,
-    ) -> Result<Self, CmdError> {
+    pub fn secret_env(mut self, key: &'static str, secret: &Secret<String>) -> Result<Self, CmdError> {
         assert_variable_name(key);
         reject_nul(secret.expose())?;
-        self.last_simple_mut()
-            .env
-            .push((key, Word::Secret(secret.clone())));
+        self.last_simple_mut().env.push((key, Word::Secret(secret.clone())));
         Ok(self)
     }
 
@@ -340,9 +328,7 @@ impl Word {
         match self {
             Word::Literal(text) => out.extend_from_slice(text.as_bytes()),
             Word::Quoted(value) => Sh::quote_into_vec(value.as_str(), out),
-            Word::Secret(_) if rendering == Rendering::Preview => {
-                out.extend_from_slice(MASK.as_bytes())
-            }
+            Word::Secret(_) if rendering == Rendering::Preview => out.extend_from_slice(MASK.as_bytes()),
             Word::Secret(secret) => Sh::quote_into_vec(secret.expose().as_str(), out),
         }
     }
@@ -350,8 +336,7 @@ impl Word {
 
 /// Quotes `text` for POSIX `sh`, for showing values unambiguously outside a command.
 pub(crate) fn quoted(text: &str) -> String {
-    String::from_utf8(Sh::quote_vec(text))
-        .expect("quoting UTF-8 text only inserts ASCII between characters")
+    String::from_utf8(Sh::quote_vec(text)).expect("quoting UTF-8 text only inserts ASCII between characters")
 }
 
 /// Writes a space before every word but the first.
@@ -368,10 +353,7 @@ fn assert_variable_name(key: &str) {
         .next()
         .is_some_and(|first| first.is_ascii_alphabetic() || first == '_')
         && characters.all(|c| c.is_ascii_alphanumeric() || c == '_');
-    assert!(
-        valid,
-        "environment variable name {key:?} is not a shell variable name"
-    );
+    assert!(valid, "environment variable name {key:?} is not a shell variable name");
 }
 
 /// The masked preview: secrets print as `***`.
@@ -408,10 +390,7 @@ mod tests {
             .unwrap()
             .try_arg("")
             .unwrap();
-        assert_eq!(
-            cmd.to_string(),
-            r"apt-get install -y -- nginx it\'s'; rm -rf /' ''"
-        );
+        assert_eq!(cmd.to_string(), r"apt-get install -y -- nginx it\'s'; rm -rf /' ''");
         assert_eq!(cmd.render_for_execution(), cmd.to_string());
     }
 
@@ -430,12 +409,7 @@ mod tests {
         assert_eq!(Cmd::new("echo").try_arg("a\0b").unwrap_err(), nul);
         let secret = Secret::from("a\0b");
         assert_eq!(Cmd::new("echo").secret_arg(&secret).unwrap_err(), nul);
-        assert_eq!(
-            Cmd::new("echo")
-                .secret_env("PASSWORD", &secret)
-                .unwrap_err(),
-            nul
-        );
+        assert_eq!(Cmd::new("echo").secret_env("PASSWORD", &secret).unwrap_err(), nul);
         assert_eq!(
             nul.to_string(),
             "a shell argument cannot contain a NUL byte (found at byte 1)"
@@ -454,10 +428,7 @@ mod tests {
             .secret_arg(&password)
             .unwrap();
         assert_eq!(cmd.to_string(), "MYSQL_PWD=*** mysql -u root -e ***");
-        assert_eq!(
-            format!("{cmd:?}"),
-            "Cmd(\"MYSQL_PWD=*** mysql -u root -e ***\")"
-        );
+        assert_eq!(format!("{cmd:?}"), "Cmd(\"MYSQL_PWD=*** mysql -u root -e ***\")");
         assert_eq!(
             cmd.render_for_execution(),
             r"MYSQL_PWD=s3cr3t' pass'\'word mysql -u root -e s3cr3t' pass'\'word"
@@ -481,10 +452,7 @@ mod tests {
         let cmd = Cmd::new("apt-get")
             .env("DEBIAN_FRONTEND", ShellArg::new("noninteractive").unwrap())
             .lit("update");
-        assert_eq!(
-            cmd.to_string(),
-            "DEBIAN_FRONTEND=noninteractive apt-get update"
-        );
+        assert_eq!(cmd.to_string(), "DEBIAN_FRONTEND=noninteractive apt-get update");
     }
 
     #[test]
@@ -499,17 +467,11 @@ mod tests {
         let install = Cmd::new("apt-get").lit("install").lit("-y").lit("nginx");
         let and_list = update.clone().and(install.clone());
         assert_eq!(
-            and_list
-                .clone()
-                .and(Cmd::new("nginx").lit("-t"))
-                .to_string(),
+            and_list.clone().and(Cmd::new("nginx").lit("-t")).to_string(),
             "apt-get update && apt-get install -y nginx && nginx -t"
         );
         assert_eq!(
-            and_list
-                .clone()
-                .pipe(Cmd::new("tail").lit("-n").lit("5"))
-                .to_string(),
+            and_list.clone().pipe(Cmd::new("tail").lit("-n").lit("5")).to_string(),
             "{ apt-get update && apt-get install -y nginx; } | tail -n 5"
         );
         assert_eq!(

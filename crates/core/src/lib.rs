@@ -8,11 +8,9 @@ pub mod secret;
 pub mod values;
 
 pub use cmd::{Cmd, CmdError, ShellArg};
-pub use plan::{
-    DEFAULT_RUN_TIMEOUT, FileContents, Milestone, Plan, PlanBuilder, Record, RemoteUser, Step,
-};
+pub use plan::{DEFAULT_RUN_TIMEOUT, FileContents, Milestone, Plan, PlanBuilder, Record, RemoteUser, Step};
 pub use secret::{MASK, Secret, scrub};
 pub use values::{
-    Domain, DomainError, GitBranch, GitBranchError, PhpVersion, PhpVersionError, Port, PortError,
-    RemotePath, RemotePathError, UnixUserName, UnixUserNameError,
+    Domain, DomainError, GitBranch, GitBranchError, PhpVersion, PhpVersionError, Port, PortError, RemotePath,
+    RemotePathError, UnixUserName, UnixUserNameError,
 };

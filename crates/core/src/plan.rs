@@ -117,11 +117,7 @@ pub struct Record {
 
 impl Record {
     /// A record without configuration.
-    pub fn new(
-        package_type: &'static str,
-        package_name: &'static str,
-        version: impl Into<String>,
-    ) -> Self {
+    pub fn new(package_type: &'static str, package_name: &'static str, version: impl Into<String>) -> Self {
         Record {
             package_type,
             package_name,
@@ -194,16 +190,9 @@ impl fmt::Display for Step {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Step::Milestone {
-                label,
-                index,
-                total,
-                ..
+                label, index, total, ..
             } => write!(f, "[{index}/{total}] {label}"),
-            Step::Run {
-                cmd,
-                timeout,
-                as_user,
-            } => {
+            Step::Run { cmd, timeout, as_user } => {
                 write!(f, "{as_user}$ {cmd}")?;
                 if *timeout != DEFAULT_RUN_TIMEOUT {
                     write!(f, "  (timeout {})", DisplayDuration(*timeout))?;
@@ -318,6 +307,16 @@ impl Plan {
     /// Whether the plan does nothing, for example because everything is in place.
     pub fn is_empty(&self) -> bool {
         self.steps.is_empty()
+    }
+
+    /// Whether the plan leaves the server as it is: it runs no command and uploads no
+    /// file. It may still reach milestones and persist records, which only touch
+    /// BrokeForge's own database.
+    pub fn is_noop(&self) -> bool {
+        !self
+            .steps
+            .iter()
+            .any(|step| matches!(step, Step::Run { .. } | Step::Upload { .. }))
     }
 
     /// Every distinct secret value in the plan: secret command words and environment
@@ -485,8 +484,7 @@ mod tests {
     }
 
     fn nginx_install_plan(domain: &Domain) -> Plan {
-        let apt_get =
-            || Cmd::new("apt-get").env("DEBIAN_FRONTEND", ShellArg::new("noninteractive").unwrap());
+        let apt_get = || Cmd::new("apt-get").env("DEBIAN_FRONTEND", ShellArg::new("noninteractive").unwrap());
         let vhost = format!("server {{\n    server_name {domain};\n}}\n");
         let mut plan = Plan::builder(RemoteUser::Root);
         plan.milestone(NginxInstall::PrepareSystem)
@@ -497,16 +495,9 @@ mod tests {
                 Duration::from_secs(30 * 60),
             )
             .milestone(NginxInstall::WriteConfiguration)
+            .upload(path("/etc/nginx/nginx.conf"), vec![b'#'; 1229], 0o644, user("root"))
             .upload(
-                path("/etc/nginx/nginx.conf"),
-                vec![b'#'; 1229],
-                0o644,
-                user("root"),
-            )
-            .upload(
-                path("/etc/nginx/sites-available")
-                    .join(domain.as_str())
-                    .unwrap(),
+                path("/etc/nginx/sites-available").join(domain.as_str()).unwrap(),
                 vhost,
                 0o644,
                 None,
@@ -515,11 +506,7 @@ mod tests {
                 Cmd::new("ln")
                     .lit("-sfn")
                     .lit("--")
-                    .arg(
-                        path("/etc/nginx/sites-available")
-                            .join(domain.as_str())
-                            .unwrap(),
-                    )
+                    .arg(path("/etc/nginx/sites-available").join(domain.as_str()).unwrap())
                     .lit("/etc/nginx/sites-enabled/"),
             )
             .run(
@@ -528,9 +515,8 @@ mod tests {
                     .and(Cmd::new("systemctl").lit("reload").lit("nginx")),
             )
             .persist(
-                Record::new("web-server", "nginx", "1.22").with_configuration(
-                    serde_json::json!({ "sites": [domain.as_str()], "worker_processes": "auto" }),
-                ),
+                Record::new("web-server", "nginx", "1.22")
+                    .with_configuration(serde_json::json!({ "sites": [domain.as_str()], "worker_processes": "auto" })),
             )
             .milestone(NginxInstall::Complete);
         plan.build()
@@ -593,13 +579,19 @@ mod tests {
                 .unwrap()
                 .arg(&site_root),
         )
-        .upload(
-            site_root.join("a\"b | c.txt").unwrap(),
-            b"\n".to_vec(),
-            0o640,
-            None,
-        );
+        .upload(site_root.join("a\"b | c.txt").unwrap(), b"\n".to_vec(), 0o640, None);
         insta::assert_snapshot!(plan.build().to_string());
+    }
+
+    #[test]
+    fn a_plan_without_commands_or_uploads_is_a_noop() {
+        let mut plan = Plan::builder(RemoteUser::Root);
+        plan.milestone(NginxInstall::PrepareSystem)
+            .persist(Record::new("web-server", "nginx", "1.22"));
+        assert!(plan.build().is_noop());
+        assert!(Plan::default().is_noop());
+        let domain: Domain = "example.com".parse().unwrap();
+        assert!(!nginx_install_plan(&domain).is_noop());
     }
 
     #[test]
@@ -621,20 +613,11 @@ mod tests {
         );
         let text = plan.to_string();
         for secret in &secrets {
-            assert!(
-                !text.contains(secret),
-                "plan text shows {secret:?}:\n{text}"
-            );
+            assert!(!text.contains(secret), "plan text shows {secret:?}:\n{text}");
         }
-        assert!(
-            !text.contains("pa$$"),
-            "plan text shows part of a secret:\n{text}"
-        );
+        assert!(!text.contains("pa$$"), "plan text shows part of a secret:\n{text}");
         assert_eq!(text.matches("***").count(), 2, "{text}");
-        assert!(
-            !format!("{plan:?}").contains("pa$$"),
-            "Debug shows a secret"
-        );
+        assert!(!format!("{plan:?}").contains("pa$$"), "Debug shows a secret");
 
         let executed: Vec<String> = plan
             .steps()
@@ -659,10 +642,7 @@ mod tests {
     fn milestones_are_numbered_from_one_by_their_position() {
         let step = Step::milestone(NginxInstall::WriteConfiguration);
         assert_eq!(step.to_string(), "[3/4] Writing configuration");
-        let Step::Milestone {
-            key, index, total, ..
-        } = step
-        else {
+        let Step::Milestone { key, index, total, .. } = step else {
             panic!("not a milestone: {step:?}");
         };
         assert_eq!((key, index, total), ("write_configuration", 3, 4));

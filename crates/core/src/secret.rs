@@ -67,11 +67,7 @@ impl From<Vec<u8>> for Secret<Vec<u8>> {
 /// Where secrets overlap, the longest one that starts at a position wins, so a secret
 /// that contains another one is masked whole. Empty secrets are ignored.
 pub fn scrub(text: &str, secrets: &[&str]) -> String {
-    let mut secrets: Vec<&str> = secrets
-        .iter()
-        .copied()
-        .filter(|secret| !secret.is_empty())
-        .collect();
+    let mut secrets: Vec<&str> = secrets.iter().copied().filter(|secret| !secret.is_empty()).collect();
     secrets.sort_by_key(|secret| std::cmp::Reverse(secret.len()));
     let mut scrubbed = String::with_capacity(text.len());
     let mut rest = text;
@@ -108,19 +104,11 @@ mod tests {
         let cases: &[(&str, &[&str], &str)] = &[
             ("no secrets here", &["hunter2"], "no secrets here"),
             ("pw=hunter2 again hunter2", &["hunter2"], "pw=*** again ***"),
-            (
-                "token abcdef and abc",
-                &["abc", "abcdef"],
-                "token *** and ***",
-            ),
+            ("token abcdef and abc", &["abc", "abcdef"], "token *** and ***"),
             ("hunter2hunter2", &["hunter2"], "******"),
             ("ünïcödé sécret ü", &["sécret"], "ünïcödé *** ü"),
             ("multi\nline\nsecret", &["line\nsecret"], "multi\n***"),
-            (
-                "empty secrets are ignored",
-                &[""],
-                "empty secrets are ignored",
-            ),
+            ("empty secrets are ignored", &[""], "empty secrets are ignored"),
             ("", &["x"], ""),
             ("no secrets at all", &[], "no secrets at all"),
         ];

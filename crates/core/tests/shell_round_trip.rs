@@ -117,26 +117,18 @@ fn check_output(cmd: &Cmd, expected: &[u8]) {
 
 /// The bytes `printf '%s\0' VALUE...` prints when every value arrives intact.
 fn nul_separated(values: &[String]) -> Vec<u8> {
-    values
-        .iter()
-        .flat_map(|value| value.bytes().chain([0]))
-        .collect()
+    values.iter().flat_map(|value| value.bytes().chain([0])).collect()
 }
 
 /// Passes `values` as plain arguments, as secret arguments, inside an `&&` list that
 /// feeds a pipeline, and the first value as a plain and a secret environment value, all
 /// in one script, and checks that each arrives intact.
 fn check_values(values: &[String]) {
-    assert!(
-        !values.is_empty(),
-        "printf repeats its format when given no values"
-    );
+    assert!(!values.is_empty(), "printf repeats its format when given no values");
     let mut plain = Cmd::new("printf").lit(r"'%s\0'");
     let mut secret = Cmd::new("printf").lit(r"'%s\0'");
     for value in values {
-        plain = plain
-            .try_arg(value)
-            .expect("values without NUL are accepted");
+        plain = plain.try_arg(value).expect("values without NUL are accepted");
         secret = secret
             .secret_arg(&Secret::from(value.as_str()))
             .expect("values without NUL are accepted");
@@ -171,10 +163,7 @@ fn check_values(values: &[String]) {
 
 #[test]
 fn fixed_hostile_values_arrive_intact() {
-    let mut values: Vec<String> = HOSTILE_PIECES
-        .iter()
-        .map(|piece| (*piece).to_owned())
-        .collect();
+    let mut values: Vec<String> = HOSTILE_PIECES.iter().map(|piece| (*piece).to_owned()).collect();
     values.extend(
         [
             "",
@@ -223,9 +212,7 @@ fn nul_bytes_are_refused_with_a_typed_error() {
         assert_eq!(ShellArg::new(value), Err(expected.clone()));
         assert_eq!(Cmd::new("printf").try_arg(value).unwrap_err(), expected);
         assert_eq!(
-            Cmd::new("printf")
-                .secret_arg(&Secret::from(value))
-                .unwrap_err(),
+            Cmd::new("printf").secret_arg(&Secret::from(value)).unwrap_err(),
             expected
         );
     }
@@ -236,10 +223,8 @@ fn hostile_value() -> impl Strategy<Value = String> {
     prop_oneof![
         prop::collection::vec(any::<char>(), 0..48)
             .prop_map(|characters| characters.into_iter().filter(|c| *c != '\0').collect()),
-        prop::collection::vec(prop::sample::select(HOSTILE_PIECES), 0..16)
-            .prop_map(|pieces| pieces.concat()),
-        prop::collection::vec(any::<u8>(), 0..48)
-            .prop_map(|bytes| String::from_utf8_lossy(&bytes).replace('\0', "")),
+        prop::collection::vec(prop::sample::select(HOSTILE_PIECES), 0..16).prop_map(|pieces| pieces.concat()),
+        prop::collection::vec(any::<u8>(), 0..48).prop_map(|bytes| String::from_utf8_lossy(&bytes).replace('\0', "")),
     ]
 }
 

@@ -7,9 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
-};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 
 use crate::error::DbError;
 
@@ -64,7 +62,8 @@ pub enum PoolRef<'a> {
 
 enum AnyPool {
     Sqlite(SqlitePool),
-    Postgres(PgPool),
+    /// The main pool, and a small one whose commits do not wait for the WAL flush.
+    Postgres { main: PgPool, relaxed: PgPool },
 }
 
 /// A cheap-to-clone handle to the control plane's database.
@@ -135,14 +134,19 @@ impl Db {
             options.get_port(),
             options.get_database().unwrap_or("")
         );
-        let pool = PgPoolOptions::new()
+        let main = PgPoolOptions::new()
             .max_connections(max_connections)
             .acquire_timeout(Duration::from_secs(10))
-            .connect_with(options)
+            .connect_with(options.clone())
             .await
             .map_err(|error| classify_postgres_error(&target, error))?;
+        let relaxed = PgPoolOptions::new()
+            .max_connections(max_connections.clamp(2, 8))
+            .min_connections(0)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_lazy_with(options.options([("synchronous_commit", "off")]));
         Ok(Db {
-            pool: Arc::new(AnyPool::Postgres(pool)),
+            pool: Arc::new(AnyPool::Postgres { main, relaxed }),
             sqlite_path: None,
         })
     }
@@ -151,7 +155,7 @@ impl Db {
     pub fn backend(&self) -> Backend {
         match &*self.pool {
             AnyPool::Sqlite(_) => Backend::Sqlite,
-            AnyPool::Postgres(_) => Backend::Postgres,
+            AnyPool::Postgres { .. } => Backend::Postgres,
         }
     }
 
@@ -164,7 +168,20 @@ impl Db {
     pub fn pool(&self) -> PoolRef<'_> {
         match &*self.pool {
             AnyPool::Sqlite(pool) => PoolRef::Sqlite(pool),
-            AnyPool::Postgres(pool) => PoolRef::Postgres(pool),
+            AnyPool::Postgres { main, .. } => PoolRef::Postgres(main),
+        }
+    }
+
+    /// A pool for writes that may be lost in a database-server crash without harm,
+    /// such as a job queue's claims and completions (a lost one means the job runs
+    /// again, and jobs are idempotent). On PostgreSQL its commits do not wait for the
+    /// WAL flush (`synchronous_commit = off`); SQLite already runs with
+    /// `synchronous = NORMAL`, the same trade. Nothing is ever lost in a crash of
+    /// BrokeForge itself, and the database stays consistent either way.
+    pub fn relaxed_pool(&self) -> PoolRef<'_> {
+        match &*self.pool {
+            AnyPool::Sqlite(pool) => PoolRef::Sqlite(pool),
+            AnyPool::Postgres { relaxed, .. } => PoolRef::Postgres(relaxed),
         }
     }
 
@@ -180,7 +197,10 @@ impl Db {
     pub async fn close(&self) {
         match &*self.pool {
             AnyPool::Sqlite(pool) => pool.close().await,
-            AnyPool::Postgres(pool) => pool.close().await,
+            AnyPool::Postgres { main, relaxed } => {
+                relaxed.close().await;
+                main.close().await;
+            }
         }
     }
 }
@@ -204,12 +224,7 @@ pub fn redact_url(url: &str) -> String {
         (Some(scheme_end), Some(at)) if at > scheme_end => {
             let credentials = &url[scheme_end + 3..at];
             match credentials.find(':') {
-                Some(colon) => format!(
-                    "{}{}:***{}",
-                    &url[..scheme_end + 3],
-                    &credentials[..colon],
-                    &url[at..]
-                ),
+                Some(colon) => format!("{}{}:***{}", &url[..scheme_end + 3], &credentials[..colon], &url[at..]),
                 None => url.to_owned(),
             }
         }

@@ -31,15 +31,23 @@ const CHECK_PLAINTEXT: &[u8] = b"BrokeForge master key check";
 /// Errors from loading a master key or opening a sealed value.
 #[derive(Debug, thiserror::Error)]
 pub enum SealError {
-    #[error("the master key in {source_name} is corrupt: {reason}. Restore it from your backup (sealed secrets cannot be read without it).")]
+    #[error(
+        "the master key in {source_name} is corrupt: {reason}. Restore it from your backup (sealed secrets cannot be read without it)."
+    )]
     CorruptKey { source_name: String, reason: String },
-    #[error("the master key file {0} is missing, but this database already holds sealed secrets. Restore master.key from your backup or set {MASTER_KEY_ENV}.")]
+    #[error(
+        "the master key file {0} is missing, but this database already holds sealed secrets. Restore master.key from your backup or set {MASTER_KEY_ENV}."
+    )]
     MissingKey(PathBuf),
-    #[error("the master key does not match this database (was master.key replaced, or {MASTER_KEY_ENV} changed?). Use the key this database was created with.")]
+    #[error(
+        "the master key does not match this database (was master.key replaced, or {MASTER_KEY_ENV} changed?). Use the key this database was created with."
+    )]
     WrongKey,
     #[error("cannot write the master key to {path}: {reason}")]
     WriteKey { path: PathBuf, reason: String },
-    #[error("a sealed value could not be opened: it was tampered with, belongs to another row, or was sealed with another key")]
+    #[error(
+        "a sealed value could not be opened: it was tampered with, belongs to another row, or was sealed with another key"
+    )]
     OpenFailed,
     #[error("a sealed value uses key version {0}, which this control plane does not have")]
     UnknownKeyVersion(u8),
@@ -78,8 +86,7 @@ impl MasterKey {
             return Err(corrupt("expected 64 hexadecimal digits"));
         }
         let mut bytes = Zeroizing::new([0u8; 32]);
-        hex::decode_to_slice(hex_digits, bytes.as_mut())
-            .map_err(|_| corrupt("not hexadecimal"))?;
+        hex::decode_to_slice(hex_digits, bytes.as_mut()).map_err(|_| corrupt("not hexadecimal"))?;
         Ok(MasterKey { bytes })
     }
 
@@ -148,8 +155,7 @@ impl std::fmt::Debug for Sealer {
 impl Sealer {
     /// A sealer for the given master key.
     pub fn new(key: &MasterKey) -> Sealer {
-        let cipher = XChaCha20Poly1305::new_from_slice(key.bytes.as_ref())
-            .expect("the master key is 32 bytes");
+        let cipher = XChaCha20Poly1305::new_from_slice(key.bytes.as_ref()).expect("the master key is 32 bytes");
         Sealer { cipher }
     }
 
@@ -214,17 +220,18 @@ impl Sealer {
     }
 }
 
-/// Loads the master key for `data_dir` and proves it matches the database: a new
-/// database gets a new key (written to `master.key` unless the key came from the
-/// environment) and a check value; an existing one must open its check value.
-pub async fn load_and_verify_master_key(db: &Db, data_dir: &Path) -> Result<Sealer, DbError> {
+/// Proves `key` matches the database, or on a new database adopts a key: the
+/// given one, or a new one written to `data_dir/master.key`. Load the key with
+/// [`MasterKey::load`] *before* opening the database, so a corrupt key file stops
+/// the control plane before anything is created.
+pub async fn verify_master_key(db: &Db, key: Option<MasterKey>, data_dir: &Path) -> Result<Sealer, DbError> {
     let existing_check: Option<Vec<u8>> = crate::with_pool!(db, |pool| {
         sqlx::query_scalar::<_, Vec<u8>>("SELECT value FROM control_plane_settings WHERE name = $1")
             .bind(CHECK_SETTING)
             .fetch_optional(pool)
             .await?
     });
-    let key = match (MasterKey::load(data_dir)?, &existing_check) {
+    let key = match (key, &existing_check) {
         (Some(key), _) => key,
         (None, Some(_)) => {
             return Err(SealError::MissingKey(data_dir.join(MASTER_KEY_FILE_NAME)).into());
@@ -237,37 +244,30 @@ pub async fn load_and_verify_master_key(db: &Db, data_dir: &Path) -> Result<Seal
         }
     };
     let sealer = Sealer::new(&key);
-    match existing_check {
-        Some(check) => {
-            let opened = sealer.open(&check, CHECK_SETTING).map_err(|_| SealError::WrongKey)?;
-            if opened.as_slice() != CHECK_PLAINTEXT {
-                return Err(SealError::WrongKey.into());
-            }
-        }
-        None => {
-            let check = sealer.seal(CHECK_PLAINTEXT, CHECK_SETTING)?;
-            crate::with_pool!(db, |pool| {
-                sqlx::query(
-                    "INSERT INTO control_plane_settings (name, value, updated_at) VALUES ($1, $2, $3)
-                     ON CONFLICT (name) DO NOTHING",
-                )
-                .bind(CHECK_SETTING)
-                .bind(&check)
-                .bind(crate::clock::now())
-                .execute(pool)
-                .await?;
-            });
-            // Another process may have raced us: verify against what is stored now.
-            let stored: Vec<u8> = crate::with_pool!(db, |pool| {
-                sqlx::query_scalar::<_, Vec<u8>>(
-                    "SELECT value FROM control_plane_settings WHERE name = $1",
-                )
-                .bind(CHECK_SETTING)
-                .fetch_one(pool)
-                .await?
-            });
-            sealer.open(&stored, CHECK_SETTING).map_err(|_| SealError::WrongKey)?;
-        }
+    if existing_check.is_none() {
+        let check = sealer.seal(CHECK_PLAINTEXT, CHECK_SETTING)?;
+        crate::with_pool!(db, |pool| {
+            sqlx::query(
+                "INSERT INTO control_plane_settings (name, value, updated_at) VALUES ($1, $2, $3) \
+                 ON CONFLICT (name) DO NOTHING",
+            )
+            .bind(CHECK_SETTING)
+            .bind(&check)
+            .bind(crate::clock::now())
+            .execute(pool)
+            .await?;
+        });
+    }
+    // Verify against what is stored now: another process may have raced this one.
+    let stored: Vec<u8> = crate::with_pool!(db, |pool| {
+        sqlx::query_scalar::<_, Vec<u8>>("SELECT value FROM control_plane_settings WHERE name = $1")
+            .bind(CHECK_SETTING)
+            .fetch_one(pool)
+            .await?
+    });
+    let opened = sealer.open(&stored, CHECK_SETTING).map_err(|_| SealError::WrongKey)?;
+    if opened.as_slice() != CHECK_PLAINTEXT {
+        return Err(SealError::WrongKey.into());
     }
     Ok(sealer)
 }
@@ -283,14 +283,22 @@ mod tests {
     #[test]
     fn sealed_values_open_only_with_the_same_row_and_key() {
         let sealer = sealer();
-        let sealed = sealer.seal(b"-----BEGIN OPENSSH PRIVATE KEY-----", "server_credentials:1:root").unwrap();
+        let sealed = sealer
+            .seal(b"-----BEGIN OPENSSH PRIVATE KEY-----", "server_credentials:1:root")
+            .unwrap();
         assert_eq!(sealed[0], CURRENT_KEY_VERSION);
         assert!(!sealed.windows(5).any(|window| window == b"BEGIN"));
         let opened = sealer.open(&sealed, "server_credentials:1:root").unwrap();
         assert_eq!(opened.as_slice(), b"-----BEGIN OPENSSH PRIVATE KEY-----");
-        assert!(matches!(sealer.open(&sealed, "server_credentials:2:root"), Err(SealError::OpenFailed)));
+        assert!(matches!(
+            sealer.open(&sealed, "server_credentials:2:root"),
+            Err(SealError::OpenFailed)
+        ));
         let other = self::sealer();
-        assert!(matches!(other.open(&sealed, "server_credentials:1:root"), Err(SealError::OpenFailed)));
+        assert!(matches!(
+            other.open(&sealed, "server_credentials:1:root"),
+            Err(SealError::OpenFailed)
+        ));
     }
 
     #[test]
@@ -302,13 +310,19 @@ mod tests {
         assert!(matches!(sealer.open(&sealed, "row"), Err(SealError::OpenFailed)));
         assert!(matches!(sealer.open(&[], "row"), Err(SealError::OpenFailed)));
         assert!(matches!(sealer.open(&[1, 2, 3], "row"), Err(SealError::OpenFailed)));
-        assert!(matches!(sealer.open(&[9; 60], "row"), Err(SealError::UnknownKeyVersion(9))));
+        assert!(matches!(
+            sealer.open(&[9; 60], "row"),
+            Err(SealError::UnknownKeyVersion(9))
+        ));
     }
 
     #[test]
     fn two_seals_of_one_value_differ() {
         let sealer = sealer();
-        assert_ne!(sealer.seal(b"same", "row").unwrap(), sealer.seal(b"same", "row").unwrap());
+        assert_ne!(
+            sealer.seal(b"same", "row").unwrap(),
+            sealer.seal(b"same", "row").unwrap()
+        );
     }
 
     #[test]

@@ -42,11 +42,16 @@ mod tests {
             base: Duration::from_secs(1),
             max: Duration::from_secs(60),
         };
-        let delays: Vec<u64> = (1..=8).map(|attempt| backoff.delay_after(attempt, 0).as_secs()).collect();
+        let delays: Vec<u64> = (1..=8)
+            .map(|attempt| backoff.delay_after(attempt, 0).as_secs())
+            .collect();
         assert_eq!(delays, vec![1, 2, 4, 8, 16, 32, 60, 60]);
         for seed in 0..100 {
             let delay = backoff.delay_after(3, seed);
-            assert!(delay >= Duration::from_secs(4) && delay <= Duration::from_millis(4400), "{delay:?}");
+            assert!(
+                delay >= Duration::from_secs(4) && delay <= Duration::from_millis(4400),
+                "{delay:?}"
+            );
         }
         assert_eq!(backoff.delay_after(1000, 7).as_secs() / 60, 1);
     }

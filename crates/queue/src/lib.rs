@@ -9,6 +9,12 @@
 //! wait in the queue, they do not fail. The database enforces this with a unique
 //! partial index, so it holds across any number of worker processes.
 //!
+//! Delivery is at least once: claims, heartbeats and outcomes are written through
+//! the database's relaxed pool (see `Db::relaxed_pool`), so a crash of the database
+//! server itself can forget the last moments of them, and a forgotten outcome means
+//! the job runs again. Handlers are written to be safe to run twice. Enqueueing is
+//! fully durable: an accepted job is never lost.
+//!
 //! The queue knows nothing about servers or sites: a job is a kind, a JSON payload
 //! and a few scheduling fields. Handlers are registered per kind in a [`Registry`].
 

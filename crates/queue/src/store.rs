@@ -238,7 +238,7 @@ impl Queue {
             Backend::Sqlite => SQLITE_CLAIM,
             Backend::Postgres => POSTGRES_CLAIM,
         };
-        let claimed: Result<Option<ClaimRow>, sqlx::Error> = with_pool!(self.db, |pool| {
+        let claimed: Result<Option<ClaimRow>, sqlx::Error> = with_pool!(relaxed self.db, |pool| {
             sqlx::query_as::<_, ClaimRow>(sql)
                 .bind(worker)
                 .bind(now + millis(lease))
@@ -270,7 +270,7 @@ impl Queue {
     /// while the worker still holds the lease, `None` once it has lost it.
     pub async fn heartbeat(&self, id: JobId, worker: &str, lease: Duration) -> Result<Option<bool>, QueueError> {
         let now = brokeforge_db::clock::now_millis();
-        Ok(with_pool!(self.db, |pool| {
+        Ok(with_pool!(relaxed self.db, |pool| {
             sqlx::query_scalar::<_, bool>(
                 "UPDATE jobs SET lease_expires_at = $3, updated_at = $4 \
                  WHERE id = $1 AND lease_owner = $2 AND state = 'running' RETURNING cancel_requested",
@@ -287,7 +287,7 @@ impl Queue {
     /// Marks a job `worker` ran as succeeded. False when the worker had lost the lease.
     pub async fn complete(&self, id: JobId, worker: &str) -> Result<bool, QueueError> {
         let now = brokeforge_db::clock::now_millis();
-        let changed = with_pool!(self.db, |pool| {
+        let changed = with_pool!(relaxed self.db, |pool| {
             sqlx::query(
                 "UPDATE jobs SET state = 'succeeded', finished_at = $3, updated_at = $3, last_error = NULL, \
                  lease_owner = NULL, lease_expires_at = NULL \
@@ -317,8 +317,12 @@ impl Queue {
         let now = brokeforge_db::clock::now_millis();
         let retry_at = now + millis(self.backoff.delay_after(job.attempt, job.id.0 as u64));
         let final_failure = !retryable || job.attempt >= job.max_attempts;
-        let new_state = if final_failure { JobState::Failed } else { JobState::Queued };
-        let changed = with_pool!(self.db, |pool| {
+        let new_state = if final_failure {
+            JobState::Failed
+        } else {
+            JobState::Queued
+        };
+        let changed = with_pool!(relaxed self.db, |pool| {
             sqlx::query(
                 "UPDATE jobs SET state = $3, run_at = $4, last_error = $5, finished_at = $6, updated_at = $7, \
                  lease_owner = NULL, lease_expires_at = NULL \
@@ -342,7 +346,7 @@ impl Queue {
     /// Marks a running job whose cancellation `worker` honoured as cancelled.
     pub async fn mark_cancelled(&self, id: JobId, worker: &str) -> Result<bool, QueueError> {
         let now = brokeforge_db::clock::now_millis();
-        let changed = with_pool!(self.db, |pool| {
+        let changed = with_pool!(relaxed self.db, |pool| {
             sqlx::query(
                 "UPDATE jobs SET state = 'cancelled', finished_at = $3, updated_at = $3, \
                  last_error = 'cancelled while running', lease_owner = NULL, lease_expires_at = NULL \
@@ -363,7 +367,7 @@ impl Queue {
     /// a worker shuts down before the job finished).
     pub async fn release(&self, id: JobId, worker: &str) -> Result<bool, QueueError> {
         let now = brokeforge_db::clock::now_millis();
-        let changed = with_pool!(self.db, |pool| {
+        let changed = with_pool!(relaxed self.db, |pool| {
             sqlx::query(
                 "UPDATE jobs SET state = 'queued', attempts = CASE WHEN attempts > 0 THEN attempts - 1 ELSE 0 END, \
                  run_at = $3, updated_at = $3, lease_owner = NULL, lease_expires_at = NULL \
@@ -423,14 +427,12 @@ impl Queue {
             return Ok(CancelOutcome::Cancelled);
         }
         let requested = with_pool!(self.db, |pool| {
-            sqlx::query(
-                "UPDATE jobs SET cancel_requested = TRUE, updated_at = $2 WHERE id = $1 AND state = 'running'",
-            )
-            .bind(id.0)
-            .bind(now)
-            .execute(pool)
-            .await?
-            .rows_affected()
+            sqlx::query("UPDATE jobs SET cancel_requested = TRUE, updated_at = $2 WHERE id = $1 AND state = 'running'")
+                .bind(id.0)
+                .bind(now)
+                .execute(pool)
+                .await?
+                .rows_affected()
         });
         if requested == 1 {
             return Ok(CancelOutcome::Requested);

@@ -204,7 +204,10 @@ impl WorkerPool {
 
         let mut shutdown_signal = shutdown.clone();
         stopped(&mut shutdown_signal).await;
-        tracing::info!(grace_seconds = config.shutdown_grace.as_secs(), "worker pool stopping: no new jobs are claimed");
+        tracing::info!(
+            grace_seconds = config.shutdown_grace.as_secs(),
+            "worker pool stopping: no new jobs are claimed"
+        );
         let drained = tokio::time::timeout(config.shutdown_grace, async {
             while slots.join_next().await.is_some() {}
         })
@@ -249,7 +252,9 @@ async fn run_slot(
                 // More work may be waiting: let another idle slot look too.
                 queue.wake().notify_one();
                 let span = tracing::info_span!("job", id = job.id.0, kind = %job.kind, attempt = job.attempt);
-                run_job(&queue, &registry, &config, job, hard_stop.clone()).instrument(span).await;
+                run_job(&queue, &registry, &config, job, hard_stop.clone())
+                    .instrument(span)
+                    .await;
             }
             Ok(None) => {
                 tokio::select! {
@@ -279,7 +284,13 @@ async fn run_job(
     let Some(handler) = registry.handlers.get(&job.kind).cloned() else {
         let message = format!("no handler for job kind `{}` in this BrokeForge build", job.kind);
         tracing::error!("{message}");
-        report(queue, config, &job, Outcome::Finished(Err(JobError::Permanent(message)))).await;
+        report(
+            queue,
+            config,
+            &job,
+            Outcome::Finished(Err(JobError::Permanent(message))),
+        )
+        .await;
         return;
     };
     let context = JobContext {
@@ -325,11 +336,16 @@ async fn run_job(
 async fn report(queue: &Queue, config: &WorkerConfig, job: &ClaimedJob, outcome: Outcome) {
     let worker = config.name.as_str();
     let result = match outcome {
-        Outcome::Finished(Ok(())) => queue.complete(job.id, worker).await.map(|held| held.then_some(JobState::Succeeded)),
+        Outcome::Finished(Ok(())) => queue
+            .complete(job.id, worker)
+            .await
+            .map(|held| held.then_some(JobState::Succeeded)),
         Outcome::Finished(Err(JobError::Retryable(message))) => queue.fail(job, worker, &message, true).await,
         Outcome::Finished(Err(JobError::Permanent(message))) => queue.fail(job, worker, &message, false).await,
         Outcome::Panicked(message) => {
-            queue.fail(job, worker, &format!("the job handler crashed: {message}"), true).await
+            queue
+                .fail(job, worker, &format!("the job handler crashed: {message}"), true)
+                .await
         }
         Outcome::TimedOut => {
             let message = format!(
@@ -340,14 +356,22 @@ async fn report(queue: &Queue, config: &WorkerConfig, job: &ClaimedJob, outcome:
             );
             queue.fail(job, worker, &message, true).await
         }
-        Outcome::Cancelled => queue.mark_cancelled(job.id, worker).await.map(|held| held.then_some(JobState::Cancelled)),
-        Outcome::ShutDown => queue.release(job.id, worker).await.map(|held| held.then_some(JobState::Queued)),
+        Outcome::Cancelled => queue
+            .mark_cancelled(job.id, worker)
+            .await
+            .map(|held| held.then_some(JobState::Cancelled)),
+        Outcome::ShutDown => queue
+            .release(job.id, worker)
+            .await
+            .map(|held| held.then_some(JobState::Queued)),
         Outcome::LostLease => Ok(None),
     };
     match result {
         Ok(Some(state)) => tracing::debug!(state = state.as_str(), "job attempt finished"),
         Ok(None) => tracing::warn!("this worker lost the job's lease; another worker owns it now"),
-        Err(error) => tracing::error!(%error, "recording the job's outcome failed; its lease will expire and it will run again"),
+        Err(error) => {
+            tracing::error!(%error, "recording the job's outcome failed; its lease will expire and it will run again")
+        }
     }
 }
 

@@ -18,7 +18,9 @@ async fn backends() -> Vec<(Db, Option<tempfile::TempDir>)> {
     let directory = brokeforge_testkit::temp_data_dir();
     let sqlite = Db::connect_sqlite(directory.path()).await.unwrap();
     brokeforge_db::migrate::run(&sqlite).await.unwrap();
-    let url = tokio::task::spawn_blocking(brokeforge_testkit::fresh_postgres_database).await.unwrap();
+    let url = tokio::task::spawn_blocking(brokeforge_testkit::fresh_postgres_database)
+        .await
+        .unwrap();
     let postgres = Db::connect_postgres(&url).await.unwrap();
     brokeforge_db::migrate::run(&postgres).await.unwrap();
     vec![(sqlite, Some(directory)), (postgres, None)]
@@ -79,7 +81,10 @@ async fn jobs_run_once_and_their_state_is_visible() {
         let mut registry = Registry::new();
         let record = Arc::clone(&seen);
         registry.register("test.echo", move |context: JobContext, payload: serde_json::Value| {
-            record.lock().unwrap().push((context.id, payload["n"].as_i64().unwrap()));
+            record
+                .lock()
+                .unwrap()
+                .push((context.id, payload["n"].as_i64().unwrap()));
             async { Ok(()) }
         });
         let first = queue
@@ -97,7 +102,12 @@ async fn jobs_run_once_and_their_state_is_visible() {
         pool.stop().await;
         let mut numbers: Vec<i64> = seen.lock().unwrap().iter().map(|(_, n)| *n).collect();
         numbers.sort_unstable();
-        assert_eq!(numbers, (1..=50).collect::<Vec<_>>(), "{:?}: each job ran exactly once", db.backend());
+        assert_eq!(
+            numbers,
+            (1..=50).collect::<Vec<_>>(),
+            "{:?}: each job ran exactly once",
+            db.backend()
+        );
         let done = queue.get(first).await.unwrap().unwrap();
         assert_eq!(done.state, JobState::Succeeded);
         assert_eq!(done.attempts, 1);
@@ -147,7 +157,11 @@ async fn jobs_with_the_same_key_never_overlap_and_others_run_beside_them() {
         for (index, (key, start, end)) in spans.iter().enumerate() {
             for (other_key, other_start, other_end) in &spans[index + 1..] {
                 if key == other_key {
-                    assert!(end <= other_start || other_end <= start, "{:?}: two {key} jobs overlapped", db.backend());
+                    assert!(
+                        end <= other_start || other_end <= start,
+                        "{:?}: two {key} jobs overlapped",
+                        db.backend()
+                    );
                 }
             }
         }
@@ -156,7 +170,10 @@ async fn jobs_with_the_same_key_never_overlap_and_others_run_beside_them() {
                 .iter()
                 .any(|(other_key, other_start, other_end)| key != other_key && start < other_end && other_start < end)
         });
-        assert!(overlapping_different_keys, "jobs with different keys should run concurrently");
+        assert!(
+            overlapping_different_keys,
+            "jobs with different keys should run concurrently"
+        );
         for id in ids {
             assert_eq!(queue.get(id).await.unwrap().unwrap().state, JobState::Succeeded);
         }
@@ -178,21 +195,42 @@ async fn failed_attempts_retry_with_exponential_backoff_until_the_limit() {
             record.lock().unwrap().push((context.attempt, Instant::now()));
             async move {
                 if context.attempt < 3 {
-                    Err(JobError::retryable(format!("apt lock held (attempt {})", context.attempt)))
+                    Err(JobError::retryable(format!(
+                        "apt lock held (attempt {})",
+                        context.attempt
+                    )))
                 } else {
                     Ok(())
                 }
             }
         });
-        registry.register("test.always_fails", |context: JobContext, _payload: serde_json::Value| async move {
-            Err(JobError::retryable(format!("unreachable host (attempt {})", context.attempt)))
-        });
-        registry.register("test.refused", |_context: JobContext, _payload: serde_json::Value| async {
-            Err(JobError::permanent("PHP 5.6 is not available on Debian 12"))
-        });
-        let flaky = queue.enqueue(NewJob::new("test.flaky", json!({})).max_attempts(5)).await.unwrap();
-        let doomed = queue.enqueue(NewJob::new("test.always_fails", json!({})).max_attempts(2)).await.unwrap();
-        let refused = queue.enqueue(NewJob::new("test.refused", json!({})).max_attempts(5)).await.unwrap();
+        registry.register(
+            "test.always_fails",
+            |context: JobContext, _payload: serde_json::Value| async move {
+                Err(JobError::retryable(format!(
+                    "unreachable host (attempt {})",
+                    context.attempt
+                )))
+            },
+        );
+        registry.register(
+            "test.refused",
+            |_context: JobContext, _payload: serde_json::Value| async {
+                Err(JobError::permanent("PHP 5.6 is not available on Debian 12"))
+            },
+        );
+        let flaky = queue
+            .enqueue(NewJob::new("test.flaky", json!({})).max_attempts(5))
+            .await
+            .unwrap();
+        let doomed = queue
+            .enqueue(NewJob::new("test.always_fails", json!({})).max_attempts(2))
+            .await
+            .unwrap();
+        let refused = queue
+            .enqueue(NewJob::new("test.refused", json!({})).max_attempts(5))
+            .await
+            .unwrap();
         let pool = RunningPool::start(&queue, registry, fast_config(3));
         wait_final(&queue, &[flaky, doomed, refused], Duration::from_secs(20)).await;
         pool.stop().await;
@@ -203,16 +241,29 @@ async fn failed_attempts_retry_with_exponential_backoff_until_the_limit() {
         assert_eq!(attempts.iter().map(|(n, _)| *n).collect::<Vec<_>>(), vec![1, 2, 3]);
         let first_gap = attempts[1].1 - attempts[0].1;
         let second_gap = attempts[2].1 - attempts[1].1;
-        assert!(first_gap >= Duration::from_millis(200), "first retry waited {first_gap:?}");
-        assert!(second_gap >= Duration::from_millis(400), "second retry waited {second_gap:?}");
+        assert!(
+            first_gap >= Duration::from_millis(200),
+            "first retry waited {first_gap:?}"
+        );
+        assert!(
+            second_gap >= Duration::from_millis(400),
+            "second retry waited {second_gap:?}"
+        );
 
         let doomed = queue.get(doomed).await.unwrap().unwrap();
         assert_eq!((doomed.state, doomed.attempts), (JobState::Failed, 2));
         assert_eq!(doomed.last_error.as_deref(), Some("unreachable host (attempt 2)"));
 
         let refused = queue.get(refused).await.unwrap().unwrap();
-        assert_eq!((refused.state, refused.attempts), (JobState::Failed, 1), "permanent errors are not retried");
-        assert_eq!(refused.last_error.as_deref(), Some("PHP 5.6 is not available on Debian 12"));
+        assert_eq!(
+            (refused.state, refused.attempts),
+            (JobState::Failed, 1),
+            "permanent errors are not retried"
+        );
+        assert_eq!(
+            refused.last_error.as_deref(),
+            Some("PHP 5.6 is not available on Debian 12")
+        );
     }
 }
 
@@ -226,7 +277,11 @@ async fn a_job_exceeding_its_timeout_fails_with_a_clear_reason() {
             Ok(())
         });
         let id = queue
-            .enqueue(NewJob::new("test.slow", json!({})).timeout(Duration::from_millis(300)).max_attempts(1))
+            .enqueue(
+                NewJob::new("test.slow", json!({}))
+                    .timeout(Duration::from_millis(300))
+                    .max_attempts(1),
+            )
             .await
             .unwrap();
         let started = Instant::now();
@@ -236,7 +291,10 @@ async fn a_job_exceeding_its_timeout_fails_with_a_clear_reason() {
         pool.stop().await;
         let job = queue.get(id).await.unwrap().unwrap();
         assert_eq!(job.state, JobState::Failed);
-        assert_eq!(job.last_error.as_deref(), Some("timed out after 300 ms (attempt 1 of 1)"));
+        assert_eq!(
+            job.last_error.as_deref(),
+            Some("timed out after 300 ms (attempt 1 of 1)")
+        );
     }
 }
 
@@ -249,7 +307,10 @@ async fn cancelling_stops_queued_jobs_at_once_and_running_jobs_at_the_next_heart
             tokio::time::sleep(Duration::from_secs(30)).await;
             Ok(())
         });
-        let waiting = queue.enqueue(NewJob::new("test.long", json!({})).delay(Duration::from_secs(60))).await.unwrap();
+        let waiting = queue
+            .enqueue(NewJob::new("test.long", json!({})).delay(Duration::from_secs(60)))
+            .await
+            .unwrap();
         assert_eq!(queue.cancel(waiting).await.unwrap(), CancelOutcome::Cancelled);
         let job = queue.get(waiting).await.unwrap().unwrap();
         assert_eq!(job.state, JobState::Cancelled);
@@ -268,12 +329,18 @@ async fn cancelling_stops_queued_jobs_at_once_and_running_jobs_at_the_next_heart
         let job = queue.get(running).await.unwrap().unwrap();
         assert_eq!(job.state, JobState::Cancelled);
         assert_eq!(job.last_error.as_deref(), Some("cancelled while running"));
-        assert_eq!(queue.cancel(running).await.unwrap(), CancelOutcome::AlreadyFinished(JobState::Cancelled));
+        assert_eq!(
+            queue.cancel(running).await.unwrap(),
+            CancelOutcome::AlreadyFinished(JobState::Cancelled)
+        );
         assert_eq!(
             queue.cancel(brokeforge_queue::JobId(987_654)).await.unwrap(),
             CancelOutcome::NotFound
         );
-        assert!(queue.retry(running).await.unwrap(), "a cancelled job can be queued again");
+        assert!(
+            queue.retry(running).await.unwrap(),
+            "a cancelled job can be queued again"
+        );
         assert_eq!(queue.get(running).await.unwrap().unwrap().state, JobState::Queued);
     }
 }
@@ -284,7 +351,11 @@ async fn a_job_whose_worker_vanished_runs_again_after_its_lease_expires() {
         let queue = Queue::new(db.clone());
         let id = queue.enqueue(NewJob::new("test.echo", json!({}))).await.unwrap();
         // A worker claims the job and then dies: it never heartbeats or reports.
-        let claimed = queue.claim("vanished-worker", Duration::from_millis(300)).await.unwrap().unwrap();
+        let claimed = queue
+            .claim("vanished-worker", Duration::from_millis(300))
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!((claimed.id, claimed.attempt), (id, 1));
         assert!(queue.claim("other", Duration::from_secs(5)).await.unwrap().is_none());
 
@@ -303,7 +374,13 @@ async fn a_job_whose_worker_vanished_runs_again_after_its_lease_expires() {
         assert_eq!((job.state, job.attempts), (JobState::Succeeded, 2));
         // The vanished worker's late report must not overwrite the outcome.
         assert!(!queue.complete(id, "vanished-worker").await.unwrap());
-        assert!(queue.fail(&claimed, "vanished-worker", "late", true).await.unwrap().is_none());
+        assert!(
+            queue
+                .fail(&claimed, "vanished-worker", "late", true)
+                .await
+                .unwrap()
+                .is_none()
+        );
         assert_eq!(queue.get(id).await.unwrap().unwrap().state, JobState::Succeeded);
     }
 }
@@ -320,7 +397,10 @@ async fn unknown_kinds_and_bad_payloads_fail_with_a_clear_reason() {
         }
         registry.register("test.typed", |_context: JobContext, _payload: Typed| async { Ok(()) });
         let unknown = queue.enqueue(NewJob::new("test.nobody", json!({}))).await.unwrap();
-        let bad = queue.enqueue(NewJob::new("test.typed", json!({"server_id": "x"}))).await.unwrap();
+        let bad = queue
+            .enqueue(NewJob::new("test.typed", json!({"server_id": "x"})))
+            .await
+            .unwrap();
         let pool = RunningPool::start(&queue, registry, fast_config(2));
         wait_final(&queue, &[unknown, bad], Duration::from_secs(10)).await;
         pool.stop().await;
@@ -332,7 +412,11 @@ async fn unknown_kinds_and_bad_payloads_fail_with_a_clear_reason() {
         );
         let bad = queue.get(bad).await.unwrap().unwrap();
         assert_eq!((bad.state, bad.attempts), (JobState::Failed, 1));
-        assert!(bad.last_error.unwrap().starts_with("the payload of this test.typed job is invalid"));
+        assert!(
+            bad.last_error
+                .unwrap()
+                .starts_with("the payload of this test.typed job is invalid")
+        );
     }
 }
 
@@ -341,12 +425,21 @@ async fn shutdown_lets_short_jobs_finish_and_gives_long_ones_back() {
     for (db, _guard) in backends().await {
         let queue = Queue::new(db.clone());
         let mut registry = Registry::new();
-        registry.register("test.sleep", |_context: JobContext, payload: serde_json::Value| async move {
-            tokio::time::sleep(Duration::from_millis(payload["ms"].as_u64().unwrap())).await;
-            Ok(())
-        });
-        let short = queue.enqueue(NewJob::new("test.sleep", json!({"ms": 300}))).await.unwrap();
-        let long = queue.enqueue(NewJob::new("test.sleep", json!({"ms": 30_000}))).await.unwrap();
+        registry.register(
+            "test.sleep",
+            |_context: JobContext, payload: serde_json::Value| async move {
+                tokio::time::sleep(Duration::from_millis(payload["ms"].as_u64().unwrap())).await;
+                Ok(())
+            },
+        );
+        let short = queue
+            .enqueue(NewJob::new("test.sleep", json!({"ms": 300})))
+            .await
+            .unwrap();
+        let long = queue
+            .enqueue(NewJob::new("test.sleep", json!({"ms": 30_000})))
+            .await
+            .unwrap();
         let mut config = fast_config(2);
         config.shutdown_grace = Duration::from_millis(1000);
         let pool = RunningPool::start(&queue, registry, config);
@@ -363,6 +456,9 @@ async fn shutdown_lets_short_jobs_finish_and_gives_long_ones_back() {
         pool.stop().await;
         assert_eq!(queue.get(short).await.unwrap().unwrap().state, JobState::Succeeded);
         let long = queue.get(long).await.unwrap().unwrap();
-        assert_eq!((long.state, long.attempts, long.lease_owner), (JobState::Queued, 0, None));
+        assert_eq!(
+            (long.state, long.attempts, long.lease_owner),
+            (JobState::Queued, 0, None)
+        );
     }
 }

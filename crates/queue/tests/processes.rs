@@ -25,7 +25,16 @@ impl Probe {
         };
         command
             .args(["--name", name, "--concurrency", &concurrency.to_string()])
-            .args(["--lease-ms", "1500", "--heartbeat-ms", "300", "--recovery-ms", "300", "--poll-ms", "20"])
+            .args([
+                "--lease-ms",
+                "1500",
+                "--heartbeat-ms",
+                "300",
+                "--recovery-ms",
+                "300",
+                "--poll-ms",
+                "20",
+            ])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::inherit());
@@ -59,7 +68,9 @@ enum Target {
 }
 
 async fn postgres() -> (Db, Target) {
-    let url = tokio::task::spawn_blocking(brokeforge_testkit::fresh_postgres_database).await.unwrap();
+    let url = tokio::task::spawn_blocking(brokeforge_testkit::fresh_postgres_database)
+        .await
+        .unwrap();
     let db = Db::connect_postgres(&url).await.unwrap();
     brokeforge_db::migrate::run(&db).await.unwrap();
     create_probe_table(&db).await;
@@ -82,7 +93,11 @@ async fn wait_all_final(queue: &Queue, expected: i64, limit: Duration) {
     let deadline = Instant::now() + limit;
     loop {
         let counts = queue.counts().await.unwrap();
-        let finished: i64 = counts.iter().filter(|(state, _)| state.is_final()).map(|(_, n)| n).sum();
+        let finished: i64 = counts
+            .iter()
+            .filter(|(state, _)| state.is_final())
+            .map(|(_, n)| n)
+            .sum();
         if finished >= expected {
             return;
         }
@@ -109,7 +124,9 @@ async fn a_thousand_jobs_through_three_processes_each_run_exactly_once() {
     let queue = Queue::new(db.clone());
     let jobs: Vec<NewJob> = (0..1000).map(|_| NewJob::new("probe.record", json!({}))).collect();
     let ids = queue.enqueue_many(&jobs).await.unwrap();
-    let probes: Vec<Probe> = (0..3).map(|n| Probe::start(&target, &format!("probe-{n}"), 4)).collect();
+    let probes: Vec<Probe> = (0..3)
+        .map(|n| Probe::start(&target, &format!("probe-{n}"), 4))
+        .collect();
     wait_all_final(&queue, 1000, Duration::from_secs(120)).await;
     for probe in probes {
         probe.terminate();
@@ -118,7 +135,11 @@ async fn a_thousand_jobs_through_three_processes_each_run_exactly_once() {
     assert_eq!(runs.len(), 1000, "one run per job");
     let mut run_ids: Vec<i64> = runs.iter().map(|run| run.0).collect();
     run_ids.dedup();
-    assert_eq!(run_ids, ids.iter().map(|id| id.0).collect::<Vec<_>>(), "every job ran, none twice");
+    assert_eq!(
+        run_ids,
+        ids.iter().map(|id| id.0).collect::<Vec<_>>(),
+        "every job ran, none twice"
+    );
     let workers: std::collections::BTreeSet<&str> = runs.iter().map(|run| run.2.as_str()).collect();
     assert_eq!(workers.len(), 3, "all three processes took work: {workers:?}");
     assert_eq!(queue.counts().await.unwrap(), vec![(JobState::Succeeded, 1000)]);
@@ -132,7 +153,9 @@ async fn keyed_jobs_never_overlap_across_processes() {
         .map(|n| NewJob::new("probe.record", json!({"sleep_ms": 30})).exclusive(format!("server:{}", n % 2)))
         .collect();
     let ids = queue.enqueue_many(&jobs).await.unwrap();
-    let probes: Vec<Probe> = (0..3).map(|n| Probe::start(&target, &format!("keyed-{n}"), 4)).collect();
+    let probes: Vec<Probe> = (0..3)
+        .map(|n| Probe::start(&target, &format!("keyed-{n}"), 4))
+        .collect();
     wait_all_final(&queue, 40, Duration::from_secs(60)).await;
     for probe in probes {
         probe.terminate();
@@ -144,7 +167,12 @@ async fn keyed_jobs_never_overlap_across_processes() {
         for b in &runs[index + 1..] {
             if key_of(a.0) == key_of(b.0) {
                 let (a_end, b_end) = (a.4.unwrap(), b.4.unwrap());
-                assert!(a_end <= b.3 || b_end <= a.3, "jobs {} and {} with one key overlapped", a.0, b.0);
+                assert!(
+                    a_end <= b.3 || b_end <= a.3,
+                    "jobs {} and {} with one key overlapped",
+                    a.0,
+                    b.0
+                );
             }
         }
     }
@@ -174,10 +202,17 @@ async fn a_worker_killed_mid_job_has_its_job_rerun_after_the_lease_expires() {
     assert_eq!((job.state, job.attempts), (JobState::Succeeded, 2));
     let runs = runs(&db).await;
     assert_eq!(runs.len(), 2);
-    assert_eq!((runs[0].1, runs[0].2.as_str(), runs[0].4), (1, "doomed", None), "the killed run never finished");
+    assert_eq!(
+        (runs[0].1, runs[0].2.as_str(), runs[0].4),
+        (1, "doomed", None),
+        "the killed run never finished"
+    );
     assert_eq!((runs[1].1, runs[1].2.as_str()), (2, "rescuer"));
     assert!(runs[1].4.is_some());
-    assert!(killed_at.elapsed() >= Duration::from_millis(1000), "recovery waited for the lease");
+    assert!(
+        killed_at.elapsed() >= Duration::from_millis(1000),
+        "recovery waited for the lease"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -190,7 +225,9 @@ async fn two_processes_share_one_sqlite_file_safely() {
     let jobs: Vec<NewJob> = (0..300).map(|_| NewJob::new("probe.record", json!({}))).collect();
     queue.enqueue_many(&jobs).await.unwrap();
     let target = Target::Sqlite(directory.path().to_owned());
-    let probes: Vec<Probe> = (0..2).map(|n| Probe::start(&target, &format!("sqlite-{n}"), 4)).collect();
+    let probes: Vec<Probe> = (0..2)
+        .map(|n| Probe::start(&target, &format!("sqlite-{n}"), 4))
+        .collect();
     wait_all_final(&queue, 300, Duration::from_secs(60)).await;
     for probe in probes {
         probe.terminate();

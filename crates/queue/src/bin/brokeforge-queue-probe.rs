@@ -67,7 +67,10 @@ async fn main() -> anyhow::Result<()> {
     let worker_name = worker_config.name.clone();
 
     let mut registry = Registry::new();
-    registry.register("probe.noop", |_context: JobContext, _payload: serde_json::Value| async { Ok(()) });
+    registry.register(
+        "probe.noop",
+        |_context: JobContext, _payload: serde_json::Value| async { Ok(()) },
+    );
     let record_db = db.clone();
     let record_worker = worker_name.clone();
     registry.register("probe.record", move |context: JobContext, payload: RecordPayload| {
@@ -75,9 +78,15 @@ async fn main() -> anyhow::Result<()> {
         let worker = record_worker.clone();
         async move { record_run(&db, &worker, &context, payload.sleep_ms).await }
     });
-    registry.register("probe.fail", |context: JobContext, _payload: serde_json::Value| async move {
-        Err(JobError::retryable(format!("probe failure on attempt {}", context.attempt)))
-    });
+    registry.register(
+        "probe.fail",
+        |context: JobContext, _payload: serde_json::Value| async move {
+            Err(JobError::retryable(format!(
+                "probe failure on attempt {}",
+                context.attempt
+            )))
+        },
+    );
 
     let queue = Queue::new(db.clone());
     let (stop, stopped) = tokio::sync::watch::channel(false);
