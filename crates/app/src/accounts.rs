@@ -38,7 +38,10 @@ impl Email {
         if text.len() > 254 {
             return Err(invalid("is longer than 254 characters"));
         }
-        if text.chars().any(|character| character.is_whitespace() || character.is_control()) {
+        if text
+            .chars()
+            .any(|character| character.is_whitespace() || character.is_control())
+        {
             return Err(invalid("must not contain spaces or control characters"));
         }
         let Some((local, domain)) = text.split_once('@') else {
@@ -127,7 +130,17 @@ mod tests {
     #[test]
     fn emails_are_validated_and_lowercased() {
         assert_eq!(Email::parse(" Ada@Example.COM ").unwrap().as_str(), "ada@example.com");
-        for bad in ["", "ada", "@example.com", "ada@", "ada@example", "ada@@example.com", "a da@example.com", "ada@.example.com", "ada@example..com"] {
+        for bad in [
+            "",
+            "ada",
+            "@example.com",
+            "ada@",
+            "ada@example",
+            "ada@@example.com",
+            "a da@example.com",
+            "ada@.example.com",
+            "ada@example..com",
+        ] {
             assert!(Email::parse(bad).is_err(), "{bad:?} should be refused");
         }
     }
@@ -148,6 +161,11 @@ mod tests {
         let second = generate_password();
         assert_eq!(first.expose().len(), 24);
         assert_ne!(first.expose(), second.expose());
-        assert!(first.expose().chars().all(|character| character.is_ascii_alphanumeric()));
+        assert!(
+            first
+                .expose()
+                .chars()
+                .all(|character| character.is_ascii_alphanumeric())
+        );
     }
 }

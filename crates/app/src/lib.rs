@@ -1,6 +1,17 @@
 //! BrokeForge's application layer: the use cases that the web UI, the JSON API and
-//! the CLI share. Each use case validates its input into typed values, reads and
-//! writes through `brokeforge-db`, and enqueues jobs through `brokeforge-queue`.
+//! the CLI share. Each use case validates its input into typed values, checks that
+//! the caller may act (ownership and token scopes), reads and writes through
+//! `brokeforge-db`, enqueues jobs through `brokeforge-queue`, and records what it
+//! did in the audit log.
 
 pub mod accounts;
+pub mod audit;
+pub mod auth;
+pub mod crypto;
+pub mod diagnostics;
+pub mod error;
 pub mod jobs;
+pub mod operations;
+pub mod servers;
+
+pub use error::{AppError, FieldErrors};

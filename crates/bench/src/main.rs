@@ -2,6 +2,7 @@
 //! baseline measured in the same run, and with `--json FILE` appends one JSON line
 //! per result. Benchmarks are not tests: they assert nothing about time.
 
+mod executor;
 mod queue;
 mod report;
 
@@ -21,6 +22,8 @@ struct Cli {
 enum Benchmark {
     /// Job queue throughput (no-op jobs) on SQLite and PostgreSQL.
     Queue(queue::QueueOptions),
+    /// Plan execution over SSH against local sshd targets, with baselines.
+    Executor(executor::ExecutorOptions),
 }
 
 #[tokio::main]
@@ -29,6 +32,7 @@ async fn main() -> anyhow::Result<()> {
     let mut report = report::Report::new(cli.json.clone());
     match cli.benchmark {
         Benchmark::Queue(options) => queue::run(options, &mut report).await?,
+        Benchmark::Executor(options) => executor::run(options, &mut report).await?,
     }
     report.finish()
 }

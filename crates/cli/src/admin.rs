@@ -26,10 +26,13 @@ pub enum AdminCommand {
         #[arg(long)]
         password_stdin: bool,
     },
+    /// Create an API token for a user; it is printed once.
+    CreateToken(crate::client::admin_token::CreateTokenArgs),
 }
 
 pub async fn run(global: &GlobalOptions, command: AdminCommand) -> anyhow::Result<()> {
     match command {
+        AdminCommand::CreateToken(args) => crate::client::admin_token::run(global, args).await,
         AdminCommand::CreateUser {
             email,
             name,

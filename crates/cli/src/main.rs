@@ -2,6 +2,7 @@
 //! (`worker`), migrations (`migrate`) and administration (`admin`).
 
 mod admin;
+mod client;
 mod logging;
 mod serve;
 mod startup;
@@ -12,7 +13,11 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "brokeforge", version, about = "BrokeForge: manage your own Linux servers over SSH")]
+#[command(
+    name = "brokeforge",
+    version,
+    about = "BrokeForge: manage your own Linux servers over SSH"
+)]
 struct Cli {
     #[command(flatten)]
     global: GlobalOptions,
@@ -24,7 +29,12 @@ struct Cli {
 #[derive(Args, Clone, Debug)]
 pub struct GlobalOptions {
     /// Where BrokeForge keeps its SQLite database and master key.
-    #[arg(long, global = true, env = "BROKEFORGE_DATA_DIR", default_value = "./brokeforge-data")]
+    #[arg(
+        long,
+        global = true,
+        env = "BROKEFORGE_DATA_DIR",
+        default_value = "./brokeforge-data"
+    )]
     pub data_dir: PathBuf,
     /// Use PostgreSQL at this URL instead of the embedded SQLite database.
     #[arg(long, global = true, env = "BROKEFORGE_DATABASE_URL", hide_env_values = true)]
@@ -45,6 +55,24 @@ enum Command {
     /// Administration tasks.
     #[command(subcommand)]
     Admin(admin::AdminCommand),
+    /// Sign in to a control plane and store a token for the commands below.
+    Login(client::login::LoginArgs),
+    /// Forget the stored token.
+    Logout,
+    /// Manage servers through the API.
+    Servers {
+        #[command(flatten)]
+        client: client::ClientOptions,
+        #[command(subcommand)]
+        command: client::servers::ServersCommand,
+    },
+    /// Inspect and follow jobs through the API.
+    Jobs {
+        #[command(flatten)]
+        client: client::ClientOptions,
+        #[command(subcommand)]
+        command: client::jobs::JobsCommand,
+    },
 }
 
 fn main() -> ExitCode {
@@ -63,6 +91,10 @@ fn main() -> ExitCode {
             Command::Worker(options) => serve::worker(&cli.global, options).await,
             Command::Migrate => startup::migrate_only(&cli.global).await,
             Command::Admin(command) => admin::run(&cli.global, command).await,
+            Command::Login(args) => client::login::login(args).await,
+            Command::Logout => client::login::logout(),
+            Command::Servers { client, command } => client::servers::run(&client, command).await,
+            Command::Jobs { client, command } => client::jobs::run(&client, command).await,
         }
     });
     match result {

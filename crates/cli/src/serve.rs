@@ -20,6 +20,13 @@ pub struct ServeOptions {
     listen: SocketAddr,
     #[command(flatten)]
     workers: WorkerOptions,
+    /// The URL people reach BrokeForge at (e.g. https://forge.example.com). It decides
+    /// whether cookies are Secure and which Origin forms are accepted from.
+    #[arg(long, env = "BROKEFORGE_PUBLIC_URL")]
+    public_url: Option<String>,
+    /// Accept loopback, private and link-local server addresses (labs and tests only).
+    #[arg(long, env = "BROKEFORGE_ALLOW_PRIVATE_ADDRESSES")]
+    allow_private_addresses: bool,
 }
 
 #[derive(clap::Args)]
@@ -50,23 +57,61 @@ fn shutdown_signal() -> anyhow::Result<watch::Receiver<bool>> {
 }
 
 fn worker_pool(db: &brokeforge_db::Db, options: &WorkerOptions) -> WorkerPool {
+    worker_pool_on(Queue::new(db.clone()), options)
+}
+
+/// A worker pool on `queue`, so that jobs enqueued through the same handle wake it at once.
+fn worker_pool_on(queue: Queue, options: &WorkerOptions) -> WorkerPool {
     let mut config = WorkerConfig::new(options.workers);
     config.shutdown_grace = Duration::from_secs(options.shutdown_grace);
-    let environment = JobEnvironment { db: db.clone() };
-    WorkerPool::new(Queue::new(db.clone()), registry(&environment), config)
+    let environment = JobEnvironment { db: queue.db().clone() };
+    WorkerPool::new(queue, registry(&environment), config)
 }
 
 pub async fn serve(global: &GlobalOptions, options: ServeOptions) -> anyhow::Result<()> {
     let shutdown = shutdown_signal()?;
+    // Bind first: a busy address should fail before anything is created.
+    let listener = tokio::net::TcpListener::bind(options.listen).await.with_context(|| {
+        format!(
+            "cannot listen on {} (choose another address with --listen)",
+            options.listen
+        )
+    })?;
     let state = startup::open(global).await?;
-    let listener = tokio::net::TcpListener::bind(options.listen)
-        .await
-        .with_context(|| format!("cannot listen on {} (choose another address with --listen)", options.listen))?;
     let address = listener.local_addr()?;
-    let workers = tokio::spawn(worker_pool(&state.db, &options.workers).run(shutdown.clone()));
-    let app = brokeforge_web::router(brokeforge_web::AppState { db: state.db.clone() });
+    let queue = Queue::new(state.db.clone());
+    let workers = tokio::spawn(worker_pool_on(queue.clone(), &options.workers).run(shutdown.clone()));
+    let web_config = brokeforge_web::WebConfig {
+        public_url: options.public_url.clone(),
+        address_policy: brokeforge_app::servers::AddressPolicy {
+            allow_private: options.allow_private_addresses,
+        },
+    };
+    let app = brokeforge_web::router(brokeforge_web::AppState::new(state.db.clone(), queue, web_config))
+        .into_make_service_with_connect_info::<SocketAddr>();
     tracing::info!(%address, database = state.db.backend().name(), "BrokeForge is running");
     println!("BrokeForge is running at http://{address}");
+    // First run: no user yet, so print a one-time link where the first administrator
+    // is created. The token is random (256 bits), stored hashed, and expires.
+    if let Some(token) = brokeforge_app::auth::issue_setup_token(&state.db)
+        .await
+        .map_err(|error| anyhow::anyhow!("cannot create the first-run setup link: {error}"))?
+    {
+        let base = options
+            .public_url
+            .as_deref()
+            .map(|url| url.trim_end_matches('/').to_owned())
+            .unwrap_or_else(|| format!("http://{address}"));
+        let minutes = brokeforge_app::auth::SETUP_TOKEN_LIFETIME.as_secs() / 60;
+        // Whoever started us may have stopped reading standard output after the first
+        // line: a closed pipe must not stop the server.
+        use std::io::Write;
+        let _ = writeln!(
+            std::io::stdout(),
+            "First run: create the administrator account at {base}/setup/{} (valid for {minutes} minutes, once)",
+            token.expose()
+        );
+    }
     let mut http_shutdown = shutdown.clone();
     axum::serve(listener, app)
         .with_graceful_shutdown(async move {
@@ -82,7 +127,11 @@ pub async fn serve(global: &GlobalOptions, options: ServeOptions) -> anyhow::Res
 pub async fn worker(global: &GlobalOptions, options: WorkerOptions) -> anyhow::Result<()> {
     let shutdown = shutdown_signal()?;
     let state = startup::open(global).await?;
-    tracing::info!(database = state.db.backend().name(), workers = options.workers, "BrokeForge worker is running");
+    tracing::info!(
+        database = state.db.backend().name(),
+        workers = options.workers,
+        "BrokeForge worker is running"
+    );
     worker_pool(&state.db, &options).run(shutdown).await;
     state.db.close().await;
     Ok(())

@@ -19,7 +19,12 @@ pub async fn connect(options: &GlobalOptions) -> anyhow::Result<Db> {
 
 /// Connects, applies migrations and loads (or, on a new database, creates) the master key.
 pub async fn open(options: &GlobalOptions) -> anyhow::Result<ControlPlaneState> {
-    // The key is read first: a corrupt key file must stop us before anything is created.
+    // The key is read before the database is opened: a corrupt key file must stop
+    // us before anything is created. The data directory is checked first so that an
+    // unusable one is reported as such.
+    if options.database_url.is_none() {
+        brokeforge_db::pool::ensure_writable_dir(&options.data_dir)?;
+    }
     let key = MasterKey::load(&options.data_dir)?;
     if key.is_none() && options.database_url.is_some() {
         brokeforge_db::pool::ensure_writable_dir(&options.data_dir)?;

@@ -6,11 +6,21 @@
 //! `ON CONFLICT`) and run on either pool through [`with_pool!`]; the two backends
 //! differ only in their DDL, kept side by side under `migrations/`.
 
+pub mod api_tokens;
+pub mod audit;
 pub mod clock;
 pub mod error;
+pub mod job_listing;
 pub mod migrate;
+pub mod package_events;
+pub mod package_records;
 pub mod pool;
 pub mod seal;
+pub mod server_access;
+pub mod servers;
+pub mod sessions;
+pub mod setup;
+pub mod throttle;
 pub mod users;
 
 pub use error::DbError;
@@ -21,7 +31,14 @@ pub use seal::{MasterKey, SealError, Sealer};
 /// compiled once per backend, so queries written with `sqlx::query*` and `$n`
 /// placeholders work on both SQLite and PostgreSQL.
 #[macro_export]
+/// With `relaxed` first, runs on [`Db::relaxed_pool`] instead.
 macro_rules! with_pool {
+    (relaxed $db:expr, |$pool:ident| $body:expr) => {
+        match $db.relaxed_pool() {
+            $crate::pool::PoolRef::Sqlite($pool) => $body,
+            $crate::pool::PoolRef::Postgres($pool) => $body,
+        }
+    };
     ($db:expr, |$pool:ident| $body:expr) => {
         match $db.pool() {
             $crate::pool::PoolRef::Sqlite($pool) => $body,

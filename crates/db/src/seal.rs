@@ -35,6 +35,8 @@ pub enum SealError {
         "the master key in {source_name} is corrupt: {reason}. Restore it from your backup (sealed secrets cannot be read without it)."
     )]
     CorruptKey { source_name: String, reason: String },
+    #[error("cannot read the master key file {path}: {reason}")]
+    ReadKey { path: PathBuf, reason: String },
     #[error(
         "the master key file {0} is missing, but this database already holds sealed secrets. Restore master.key from your backup or set {MASTER_KEY_ENV}."
     )]
@@ -108,8 +110,8 @@ impl MasterKey {
                 MasterKey::parse(&text, &path.display().to_string()).map(Some)
             }
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(error) => Err(SealError::CorruptKey {
-                source_name: path.display().to_string(),
+            Err(error) => Err(SealError::ReadKey {
+                path,
                 reason: error.to_string(),
             }),
         }

@@ -79,3 +79,57 @@ pub async fn count(db: &Db) -> Result<i64, DbError> {
             .await?
     }))
 }
+
+/// Finds a user by id.
+pub async fn find_by_id(db: &Db, id: i64) -> Result<Option<UserRecord>, DbError> {
+    let sql = concat!("SELECT ", user_columns!(), " FROM users WHERE id = $1");
+    Ok(crate::with_pool!(db, |pool| {
+        sqlx::query_as::<_, UserRecord>(sql)
+            .bind(id)
+            .fetch_optional(pool)
+            .await?
+    }))
+}
+
+/// Lists users by id, at most `limit` after the id `after` (for paging).
+pub async fn list(db: &Db, after: Option<i64>, limit: i64) -> Result<Vec<UserRecord>, DbError> {
+    let sql = concat!(
+        "SELECT ",
+        user_columns!(),
+        " FROM users WHERE ($1 IS NULL OR id > $1) ORDER BY id LIMIT $2"
+    );
+    Ok(crate::with_pool!(db, |pool| {
+        sqlx::query_as::<_, UserRecord>(sql)
+            .bind(after)
+            .bind(limit)
+            .fetch_all(pool)
+            .await?
+    }))
+}
+
+/// Replaces a user's password hash. Returns false when the user does not exist.
+pub async fn update_password_hash(db: &Db, id: i64, password_hash: &str) -> Result<bool, DbError> {
+    let now = crate::clock::now();
+    let changed = crate::with_pool!(db, |pool| {
+        sqlx::query("UPDATE users SET password_hash = $2, updated_at = $3 WHERE id = $1")
+            .bind(id)
+            .bind(password_hash)
+            .bind(now)
+            .execute(pool)
+            .await?
+            .rows_affected()
+    });
+    Ok(changed == 1)
+}
+
+/// Deletes a user and, through the foreign keys, everything the user owns.
+pub async fn delete(db: &Db, id: i64) -> Result<bool, DbError> {
+    let changed = crate::with_pool!(db, |pool| {
+        sqlx::query("DELETE FROM users WHERE id = $1")
+            .bind(id)
+            .execute(pool)
+            .await?
+            .rows_affected()
+    });
+    Ok(changed == 1)
+}

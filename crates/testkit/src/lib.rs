@@ -8,9 +8,11 @@
 
 pub mod ports;
 pub mod postgres;
+pub mod sshd;
 
 pub use ports::free_port;
 pub use postgres::{PostgresCluster, PostgresOptions, fresh_postgres_database};
+pub use sshd::{SshServer, SshServerOptions, TEST_USER};
 
 /// A temporary data directory for a test's SQLite database, removed on drop.
 pub fn temp_data_dir() -> tempfile::TempDir {

@@ -45,7 +45,16 @@ impl PostgresCluster {
         initdb
             .args(["-D"])
             .arg(&data)
-            .args(["-U", "postgres", "-A", "trust", "-E", "UTF8", "--no-sync", "--no-instructions"])
+            .args([
+                "-U",
+                "postgres",
+                "-A",
+                "trust",
+                "-E",
+                "UTF8",
+                "--no-sync",
+                "--no-instructions",
+            ])
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
         run_as(&mut initdb, account);
@@ -70,11 +79,18 @@ impl PostgresCluster {
                 std::fs::File::create(directory.join("postgres.log")).expect("create the log file"),
             ));
         if !options.durable {
-            postgres.args(["-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"]);
+            postgres.args([
+                "-c",
+                "fsync=off",
+                "-c",
+                "synchronous_commit=off",
+                "-c",
+                "full_page_writes=off",
+            ]);
         }
         run_as(&mut postgres, account);
-        die_with_parent(&mut postgres);
-        let child = spawn_from_long_lived_thread(postgres);
+        die_with_parent(&mut postgres, libc::SIGINT);
+        let child = spawn_from_long_lived_thread(postgres).expect("spawn postgres");
         let cluster = PostgresCluster {
             port,
             directory,
@@ -200,7 +216,11 @@ fn replace_database(url: &str, database: &str) -> String {
 
 fn psql() -> PathBuf {
     let candidate = postgres_bin_dir().join("psql");
-    if candidate.exists() { candidate } else { PathBuf::from("psql") }
+    if candidate.exists() {
+        candidate
+    } else {
+        PathBuf::from("psql")
+    }
 }
 
 /// Finds the newest `/usr/lib/postgresql/<version>/bin`, or falls back to `PATH`.
@@ -258,12 +278,12 @@ fn run_as(command: &mut Command, account: Option<(u32, u32)>) {
     }
 }
 
-/// Asks the kernel to stop the child when the thread that spawned it ends.
-fn die_with_parent(command: &mut Command) {
+/// Asks the kernel to send `signal` to the child when the thread that spawned it ends.
+pub(crate) fn die_with_parent(command: &mut Command, signal: libc::c_int) {
     use std::os::unix::process::CommandExt;
     unsafe {
-        command.pre_exec(|| {
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGINT) != 0 {
+        command.pre_exec(move || {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, signal) != 0 {
                 return Err(std::io::Error::last_os_error());
             }
             Ok(())
@@ -273,7 +293,7 @@ fn die_with_parent(command: &mut Command) {
 
 /// The parent-death signal fires when the spawning *thread* exits, so children are
 /// spawned from one thread that lives as long as the process.
-fn spawn_from_long_lived_thread(command: Command) -> Child {
+pub(crate) fn spawn_from_long_lived_thread(command: Command) -> std::io::Result<Child> {
     type Request = (Command, std::sync::mpsc::Sender<std::io::Result<Child>>);
     static SPAWNER: OnceLock<Mutex<std::sync::mpsc::Sender<Request>>> = OnceLock::new();
     let spawner = SPAWNER.get_or_init(|| {
@@ -298,7 +318,7 @@ fn spawn_from_long_lived_thread(command: Command) -> Child {
         .unwrap()
         .send((command, reply))
         .expect("spawner thread is alive");
-    answer.recv().expect("spawner replies").expect("spawn postgres")
+    answer.recv().expect("spawner replies")
 }
 
 #[cfg(test)]

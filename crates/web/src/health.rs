@@ -2,25 +2,18 @@
 //! the process runs; `/readyz` answers 200 only when the database is reachable and
 //! its schema is current, 503 with the reason otherwise.
 
+use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::get;
-use axum::{Json, Router};
 use serde_json::json;
 
 use crate::AppState;
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
-}
-
-async fn healthz() -> Json<serde_json::Value> {
+pub async fn healthz() -> Json<serde_json::Value> {
     Json(json!({ "status": "ok" }))
 }
 
-async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<serde_json::Value>) {
+pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<serde_json::Value>) {
     let backend = state.db.backend().name();
     if let Err(error) = state.db.ping().await {
         tracing::warn!(%error, "readiness: database unreachable");
@@ -30,10 +23,7 @@ async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<serde_json::
         );
     }
     match brokeforge_db::migrate::status(&state.db).await {
-        Ok(status) if status.is_current() => (
-            StatusCode::OK,
-            Json(json!({ "status": "ready", "database": backend })),
-        ),
+        Ok(status) if status.is_current() => (StatusCode::OK, Json(json!({ "status": "ready", "database": backend }))),
         Ok(status) => (
             StatusCode::SERVICE_UNAVAILABLE,
             Json(json!({

@@ -1,22 +1,87 @@
-//! BrokeForge's HTTP surface. For now: liveness (`/healthz`) and readiness
-//! (`/readyz`: database reachable and every migration applied). The JSON API and
-//! the web UI are added here, behind one error-to-HTTP mapping.
+//! BrokeForge's HTTP surface: the server-rendered web UI, the JSON API under
+//! `/api/v1` (with its OpenAPI document), live job progress over server-sent events,
+//! sessions and API tokens, CSRF protection, and the health endpoints.
+//!
+//! Every route is declared once in [`routes::table`], which both builds the axum
+//! router and lists the routes with the access they need; the authorization table
+//! test walks that list, so a route cannot be added without an expectation.
+//! Errors from the application layer become HTTP responses in exactly one place,
+//! [`error`].
 
+pub mod api;
+pub mod auth;
+pub mod error;
 pub mod health;
+pub mod routes;
+pub mod sse;
+pub mod templates;
+pub mod ui;
+pub mod views;
+
+use std::sync::Arc;
 
 use axum::Router;
+use brokeforge_app::servers::AddressPolicy;
 use brokeforge_db::Db;
+use brokeforge_queue::Queue;
+
+/// How the web layer behaves; set by `brokeforge serve`.
+#[derive(Debug, Clone)]
+pub struct WebConfig {
+    /// The URL people reach BrokeForge at, such as `https://forge.example.com`. It
+    /// decides whether cookies are `Secure` and which `Origin` is accepted on forms.
+    /// When unset, the request's own `Host` is trusted and cookies are not `Secure`.
+    pub public_url: Option<String>,
+    /// What server addresses tenants may register.
+    pub address_policy: AddressPolicy,
+}
+
+impl WebConfig {
+    /// The origin (`scheme://host[:port]`) of the public URL, if one is configured.
+    pub fn public_origin(&self) -> Option<String> {
+        let url = self.public_url.as_deref()?.trim().trim_end_matches('/');
+        let scheme_end = url.find("://")? + 3;
+        let host_end = url[scheme_end..]
+            .find('/')
+            .map(|index| scheme_end + index)
+            .unwrap_or(url.len());
+        Some(url[..host_end].to_ascii_lowercase())
+    }
+
+    /// True when cookies must carry `Secure`.
+    pub fn secure_cookies(&self) -> bool {
+        self.public_url
+            .as_deref()
+            .is_some_and(|url| url.trim().to_ascii_lowercase().starts_with("https://"))
+    }
+}
 
 /// What request handlers share.
 #[derive(Clone)]
 pub struct AppState {
     pub db: Db,
+    pub queue: Queue,
+    pub config: Arc<WebConfig>,
+}
+
+impl AppState {
+    /// State for a control plane on `db`, whose jobs go to `queue`.
+    pub fn new(db: Db, queue: Queue, config: WebConfig) -> AppState {
+        AppState {
+            db,
+            queue,
+            config: Arc::new(config),
+        }
+    }
 }
 
 /// The whole HTTP application.
 pub fn router(state: AppState) -> Router {
-    Router::new()
-        .merge(health::routes())
+    routes::table()
+        .into_router()
+        .layer(axum::middleware::from_fn_with_state(state.clone(), auth::csrf_guard))
+        .layer(axum::middleware::from_fn(auth::security_headers))
+        .layer(axum::extract::DefaultBodyLimit::max(1024 * 1024))
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state)
 }

@@ -1,0 +1,116 @@
+//! `--follow`: watches a job until it ends, with a progress bar showing the current
+//! milestone. A failed job prints its failed step (masked command, exit code and the
+//! tail of stderr) and makes the command exit non-zero.
+
+use std::time::Duration;
+
+use anyhow::bail;
+use indicatif::{ProgressBar, ProgressStyle};
+use serde_json::Value;
+
+use super::{ApiClient, print_json, text};
+
+/// How often the job is read.
+const POLL_INTERVAL: Duration = Duration::from_millis(300);
+
+/// The failed step of a job, if any.
+fn failed_event(job: &Value) -> Option<&Value> {
+    job["events"]
+        .as_array()?
+        .iter()
+        .rev()
+        .find(|event| event["status"] == "failed")
+}
+
+/// Prints a job and its milestones.
+pub fn print_summary(job: &Value) {
+    println!(
+        "Job #{} {} on {}: {}",
+        text(job, "/id"),
+        text(job, "/kind"),
+        text(job, "/server_name"),
+        text(job, "/state")
+    );
+    for event in job["events"].as_array().into_iter().flatten() {
+        println!(
+            "  [{}/{}] {} ({})",
+            text(event, "/current_step"),
+            text(event, "/total_steps"),
+            text(event, "/milestone"),
+            text(event, "/status")
+        );
+    }
+    if let Some(event) = failed_event(job) {
+        print_failure(event);
+    }
+}
+
+fn print_failure(event: &Value) {
+    eprintln!(
+        "Step {} of {} failed: {}",
+        text(event, "/current_step"),
+        text(event, "/total_steps"),
+        text(event, "/milestone")
+    );
+    eprintln!("  command:   {}", text(event, "/command"));
+    eprintln!("  exit code: {}", text(event, "/exit_code"));
+    let stderr = event["stderr_tail"].as_str().unwrap_or("");
+    if !stderr.is_empty() {
+        eprintln!("  stderr (last lines):");
+        for line in stderr.lines() {
+            eprintln!("    {line}");
+        }
+    }
+}
+
+/// Follows job `job_id` until it is final.
+pub async fn follow(client: &ApiClient, job_id: i64, json: bool) -> anyhow::Result<()> {
+    let bar = ProgressBar::new(1);
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} [{bar:30}] {pos}/{len} {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    bar.enable_steady_tick(Duration::from_millis(120));
+    bar.set_message(format!("job #{job_id} queued"));
+    let job = loop {
+        let job = client.get(&format!("/api/v1/jobs/{job_id}")).await?;
+        if let Some(event) = job["events"].as_array().and_then(|events| events.last()) {
+            bar.set_length(event["total_steps"].as_u64().unwrap_or(1).max(1));
+            let step = event["current_step"].as_u64().unwrap_or(0);
+            let done = if event["status"] == "success" {
+                step
+            } else {
+                step.saturating_sub(1)
+            };
+            bar.set_position(done);
+            bar.set_message(text(event, "/milestone"));
+        }
+        let state = job["state"].as_str().unwrap_or("");
+        if matches!(state, "succeeded" | "failed" | "cancelled") {
+            break job;
+        }
+        tokio::time::sleep(POLL_INTERVAL).await;
+    };
+    bar.finish_and_clear();
+    if json {
+        print_json(&job);
+    }
+    match job["state"].as_str().unwrap_or("") {
+        "succeeded" => {
+            if !json {
+                println!("Job #{job_id} succeeded.");
+            }
+            Ok(())
+        }
+        state => {
+            if !json {
+                if let Some(event) = failed_event(&job) {
+                    print_failure(event);
+                }
+            }
+            let reason = job["last_error"].as_str().unwrap_or(state);
+            bail!("job #{job_id} {state}: {reason}")
+        }
+    }
+}

@@ -1,0 +1,212 @@
+//! The route table: every route of the application with the access it requires.
+//! The same list builds the router and drives the authorization table test, so a
+//! route cannot exist without being listed here.
+
+use axum::Router;
+use axum::routing::{MethodRouter, delete, get, patch, post};
+
+use crate::AppState;
+use crate::{api, health, sse, ui};
+
+/// Who may call a route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Anyone, signed in or not.
+    Public,
+    /// A signed-in browser session (anonymous callers are sent to the sign-in page).
+    Session,
+    /// A signed-in administrator.
+    Admin,
+    /// A bearer token holding this scope.
+    Token(brokeforge_app::auth::Scope),
+}
+
+/// One route: its method, its path (axum syntax) and who may call it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RouteInfo {
+    pub method: &'static str,
+    pub path: &'static str,
+    pub access: Access,
+}
+
+/// The routes and the router they build.
+pub struct RouteTable {
+    router: Router<AppState>,
+    routes: Vec<RouteInfo>,
+}
+
+impl RouteTable {
+    fn add(
+        mut self,
+        method: &'static str,
+        path: &'static str,
+        access: Access,
+        handler: MethodRouter<AppState>,
+    ) -> RouteTable {
+        self.routes.push(RouteInfo { method, path, access });
+        self.router = self.router.route(path, handler);
+        self
+    }
+
+    /// Every route, in declaration order.
+    pub fn routes(&self) -> &[RouteInfo] {
+        &self.routes
+    }
+
+    pub fn into_router(self) -> Router<AppState> {
+        self.router
+    }
+}
+
+/// Builds the table of every route.
+pub fn table() -> RouteTable {
+    use Access::{Admin, Public, Session, Token};
+    use brokeforge_app::auth::Scope::{Deploy, Read, Write};
+    let table = RouteTable {
+        router: Router::new(),
+        routes: Vec::new(),
+    };
+    table
+        // Health and static assets.
+        .add("GET", "/healthz", Public, get(health::healthz))
+        .add("GET", "/readyz", Public, get(health::readyz))
+        .add("GET", "/static/{file}", Public, get(ui::assets::asset))
+        // Accounts and sessions.
+        .add("GET", "/login", Public, get(ui::account::login_page))
+        .add("POST", "/login", Public, post(ui::account::login_submit))
+        .add("POST", "/logout", Session, post(ui::account::logout))
+        .add("GET", "/setup/{token}", Public, get(ui::account::setup_page))
+        .add("POST", "/setup/{token}", Public, post(ui::account::setup_submit))
+        .add("GET", "/account", Session, get(ui::account::account_page))
+        .add("POST", "/account/password", Session, post(ui::account::change_password))
+        .add("GET", "/account/tokens", Session, get(ui::account::tokens_page))
+        .add("POST", "/account/tokens", Session, post(ui::account::create_token))
+        .add(
+            "POST",
+            "/account/tokens/{token_id}/revoke",
+            Session,
+            post(ui::account::revoke_token),
+        )
+        .add("GET", "/admin/users", Admin, get(ui::account::users_page))
+        .add("POST", "/admin/users", Admin, post(ui::account::create_user))
+        .add(
+            "POST",
+            "/admin/users/{user_id}/delete",
+            Admin,
+            post(ui::account::delete_user),
+        )
+        // Dashboard, servers, jobs and activity.
+        .add("GET", "/", Session, get(ui::pages::dashboard))
+        .add("GET", "/servers", Session, get(ui::pages::servers_list))
+        .add("GET", "/servers/new", Session, get(ui::pages::server_new))
+        .add("POST", "/servers", Session, post(ui::pages::server_create))
+        .add("GET", "/servers/{server_id}", Session, get(ui::pages::server_show))
+        .add("GET", "/servers/{server_id}/edit", Session, get(ui::pages::server_edit))
+        .add("POST", "/servers/{server_id}", Session, post(ui::pages::server_update))
+        .add(
+            "POST",
+            "/servers/{server_id}/delete",
+            Session,
+            post(ui::pages::server_delete),
+        )
+        .add(
+            "POST",
+            "/servers/{server_id}/diagnostics",
+            Session,
+            post(ui::pages::server_diagnostics),
+        )
+        .add("GET", "/jobs", Session, get(ui::pages::jobs_list))
+        .add("GET", "/jobs/{job_id}", Session, get(ui::pages::job_show))
+        .add("GET", "/jobs/{job_id}/events", Session, get(sse::job_events_page))
+        .add("POST", "/jobs/{job_id}/retry", Session, post(ui::pages::job_retry))
+        .add("POST", "/jobs/{job_id}/cancel", Session, post(ui::pages::job_cancel))
+        .add("GET", "/activity", Session, get(ui::pages::activity))
+        .add(
+            "GET",
+            "/admin/users/{user_id}/activity",
+            Admin,
+            get(ui::pages::user_activity),
+        )
+        .add("GET", "/api", Public, get(ui::pages::api_reference))
+        // The JSON API.
+        .add("GET", "/api/v1/openapi.json", Public, get(api::openapi_json))
+        .add(
+            "POST",
+            "/api/v1/auth/token",
+            Public,
+            post(api::tokens::exchange_password),
+        )
+        .add("GET", "/api/v1/me", Token(Read), get(api::me::me))
+        .add("GET", "/api/v1/servers", Token(Read), get(api::servers::list))
+        .add("POST", "/api/v1/servers", Token(Write), post(api::servers::create))
+        .add(
+            "GET",
+            "/api/v1/servers/{server_id}",
+            Token(Read),
+            get(api::servers::show),
+        )
+        .add(
+            "PATCH",
+            "/api/v1/servers/{server_id}",
+            Token(Write),
+            patch(api::servers::update),
+        )
+        .add(
+            "DELETE",
+            "/api/v1/servers/{server_id}",
+            Token(Write),
+            delete(api::servers::remove),
+        )
+        .add(
+            "POST",
+            "/api/v1/servers/{server_id}/diagnostics",
+            Token(Deploy),
+            post(api::servers::diagnostics),
+        )
+        .add("GET", "/api/v1/jobs", Token(Read), get(api::jobs::list))
+        .add("GET", "/api/v1/jobs/{job_id}", Token(Read), get(api::jobs::show))
+        .add(
+            "GET",
+            "/api/v1/jobs/{job_id}/events",
+            Token(Read),
+            get(sse::job_events_api),
+        )
+        .add(
+            "POST",
+            "/api/v1/jobs/{job_id}/cancel",
+            Token(Deploy),
+            post(api::jobs::cancel),
+        )
+        .add(
+            "POST",
+            "/api/v1/jobs/{job_id}/retry",
+            Token(Deploy),
+            post(api::jobs::retry),
+        )
+        .add("GET", "/api/v1/audit", Token(Read), get(api::audit::list))
+        .add("GET", "/api/v1/tokens", Token(Read), get(api::tokens::list))
+        .add("POST", "/api/v1/tokens", Token(Write), post(api::tokens::create))
+        .add(
+            "DELETE",
+            "/api/v1/tokens/{token_id}",
+            Token(Write),
+            delete(api::tokens::revoke),
+        )
+        .add("GET", "/api/v1/users", Token(Read), get(api::users::list))
+        .add("POST", "/api/v1/users", Token(Write), post(api::users::create))
+        .add(
+            "DELETE",
+            "/api/v1/users/{user_id}",
+            Token(Write),
+            delete(api::users::remove),
+        )
+}
+
+/// Parses an id from a path. Anything that is not a positive number is simply an
+/// unknown id: 404, like another user's.
+pub fn parse_id(text: &str, what: &'static str) -> Result<i64, brokeforge_app::AppError> {
+    match text.parse::<i64>() {
+        Ok(id) if id > 0 => Ok(id),
+        _ => Err(brokeforge_app::AppError::NotFound(what)),
+    }
+}

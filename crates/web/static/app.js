@@ -1,0 +1,115 @@
+// BrokeForge: progressive enhancement only. Every page works without this script;
+// it adds confirmation prompts and live job progress over server-sent events.
+(function () {
+  "use strict";
+
+  // Ask before destructive actions (forms with data-confirm).
+  document.addEventListener("submit", function (event) {
+    var form = event.target;
+    var question = form.getAttribute && form.getAttribute("data-confirm");
+    if (question && !window.confirm(question)) {
+      event.preventDefault();
+    }
+  });
+
+  function text(id, value) {
+    var element = document.getElementById(id);
+    if (element) { element.textContent = value; }
+  }
+
+  function setupProgress() {
+    var section = document.getElementById("progress");
+    if (!section || !window.EventSource) { return; }
+    var state = section.getAttribute("data-state");
+    if (state === "succeeded" || state === "failed" || state === "cancelled") { return; }
+    var jobId = section.getAttribute("data-job-id");
+    var after = section.getAttribute("data-last-event-id") || "0";
+    var run = Number(section.getAttribute("data-run") || "0");
+    var list = document.getElementById("milestones");
+    var fill = document.getElementById("progress-fill");
+    var bar = fill ? fill.parentElement : null;
+
+    function milestoneItem(step) {
+      var item = list.querySelector('li[data-step="' + step + '"]');
+      if (!item) {
+        item = document.createElement("li");
+        item.className = "milestone";
+        item.setAttribute("data-step", String(step));
+        var icon = document.createElement("span");
+        icon.className = "milestone-icon";
+        icon.setAttribute("aria-hidden", "true");
+        var label = document.createElement("span");
+        label.className = "milestone-label";
+        var status = document.createElement("span");
+        status.className = "milestone-status";
+        item.appendChild(icon); item.appendChild(label); item.appendChild(status);
+        list.appendChild(item);
+      }
+      return item;
+    }
+
+    function setStatus(item, status) {
+      item.className = "milestone status-" + status;
+      item.querySelector(".milestone-status").textContent = status;
+    }
+
+    function onProgress(message) {
+      var event = JSON.parse(message.data);
+      if (event.run > run) {
+        // A retry started a new run: start the list afresh.
+        run = event.run;
+        list.textContent = "";
+        document.getElementById("failure").hidden = true;
+        if (fill) { fill.classList.remove("failed"); }
+      } else if (event.run < run) {
+        return;
+      }
+      // Every earlier step of this run is done.
+      Array.prototype.forEach.call(list.querySelectorAll("li.status-running"), function (item) {
+        if (Number(item.getAttribute("data-step")) < event.current_step || event.status !== "running") { setStatus(item, "done"); }
+      });
+      if (!(event.status === "success" && event.milestone === "Finished")) {
+        var item = milestoneItem(event.current_step);
+        item.querySelector(".milestone-label").textContent = event.milestone;
+        setStatus(item, event.status);
+      }
+      var headline = event.status === "success" ? "Finished: all " + event.total_steps + " steps done"
+        : "Step " + event.current_step + " of " + event.total_steps + ": " + event.milestone;
+      text("current-step", headline);
+      text("percentage", event.percentage + "%");
+      if (fill) { fill.style.width = event.percentage + "%"; }
+      if (bar) { bar.setAttribute("aria-valuenow", String(event.percentage)); }
+      if (event.status === "failed") {
+        if (fill) { fill.classList.add("failed"); }
+        text("failure-step", String(event.current_step));
+        text("failure-milestone", event.milestone);
+        text("failure-command", event.command || "");
+        text("failure-exit-code", event.exit_code === null || event.exit_code === undefined ? "" : String(event.exit_code));
+        text("failure-stderr", event.stderr_tail || "");
+        document.getElementById("failure").hidden = false;
+      }
+    }
+
+    function onState(message) {
+      var data = JSON.parse(message.data);
+      var badge = document.querySelector("#job-state .badge");
+      if (badge) { badge.className = "badge state-" + data.state; badge.textContent = data.state; }
+      text("job-state-text", data.state);
+      text("last-error", data.last_error || "—");
+      section.setAttribute("data-state", data.state);
+      document.getElementById("retry-form").hidden = !(data.state === "failed" || data.state === "cancelled");
+      document.getElementById("cancel-form").hidden = !(data.state === "queued" || data.state === "running");
+    }
+
+    var source = new EventSource("/jobs/" + jobId + "/events?after=" + encodeURIComponent(after));
+    source.addEventListener("progress", onProgress);
+    source.addEventListener("state", onState);
+    source.addEventListener("end", function () { source.close(); });
+  }
+
+  if (document.readyState === "loading") {
+    document.addEventListener("DOMContentLoaded", setupProgress);
+  } else {
+    setupProgress();
+  }
+})();

@@ -1,0 +1,304 @@
+//! The authorization table: every route the router serves, called as an anonymous
+//! visitor, as another user, with a token that lacks the route's scope, and as the
+//! owner, with the status each must get. The routes come from the same table that
+//! builds the router, so a new route without an entry here fails this test.
+
+mod common;
+
+use std::collections::BTreeMap;
+
+use axum::body::Body;
+use axum::http::{Method, Request, header};
+use brokeforge_app::auth::Scope;
+use brokeforge_app::diagnostics::DiagnosticsInput;
+use brokeforge_app::servers::{AddressPolicy, ServerInput};
+use brokeforge_web::routes::{self, Access};
+use common::{PASSWORD, TestApp, TestUser};
+use serde_json::json;
+
+/// Expected statuses: anonymous, other user, token without the scope, owner.
+type Expected = [u16; 4];
+
+fn expectations() -> BTreeMap<(&'static str, &'static str), Expected> {
+    let entries: &[(&str, &str, Expected)] = &[
+        ("GET", "/healthz", [200, 200, 200, 200]),
+        ("GET", "/readyz", [200, 200, 200, 200]),
+        ("GET", "/static/{file}", [200, 200, 200, 200]),
+        ("GET", "/login", [200, 303, 200, 303]),
+        ("POST", "/login", [403, 303, 403, 303]),
+        ("POST", "/logout", [403, 303, 403, 303]),
+        ("GET", "/setup/{token}", [404, 404, 404, 404]),
+        ("POST", "/setup/{token}", [403, 404, 403, 404]),
+        ("GET", "/account", [303, 200, 303, 200]),
+        ("POST", "/account/password", [403, 303, 403, 303]),
+        ("GET", "/account/tokens", [303, 200, 303, 200]),
+        ("POST", "/account/tokens", [403, 200, 403, 200]),
+        ("POST", "/account/tokens/{token_id}/revoke", [403, 404, 403, 303]),
+        ("GET", "/admin/users", [303, 403, 303, 200]),
+        ("POST", "/admin/users", [403, 403, 403, 303]),
+        ("POST", "/admin/users/{user_id}/delete", [403, 403, 403, 303]),
+        ("GET", "/", [303, 200, 303, 200]),
+        ("GET", "/servers", [303, 200, 303, 200]),
+        ("GET", "/servers/new", [303, 200, 303, 200]),
+        ("POST", "/servers", [403, 303, 403, 303]),
+        ("GET", "/servers/{server_id}", [303, 404, 303, 200]),
+        ("GET", "/servers/{server_id}/edit", [303, 404, 303, 200]),
+        ("POST", "/servers/{server_id}", [403, 404, 403, 303]),
+        ("POST", "/servers/{server_id}/delete", [403, 404, 403, 303]),
+        ("POST", "/servers/{server_id}/diagnostics", [403, 404, 403, 303]),
+        ("GET", "/jobs", [303, 200, 303, 200]),
+        ("GET", "/jobs/{job_id}", [303, 404, 303, 200]),
+        ("GET", "/jobs/{job_id}/events", [303, 404, 303, 200]),
+        ("POST", "/jobs/{job_id}/retry", [403, 404, 403, 303]),
+        ("POST", "/jobs/{job_id}/cancel", [403, 404, 403, 303]),
+        ("GET", "/activity", [303, 200, 303, 200]),
+        ("GET", "/admin/users/{user_id}/activity", [303, 403, 303, 200]),
+        ("GET", "/api", [200, 200, 200, 200]),
+        ("GET", "/api/v1/openapi.json", [200, 200, 200, 200]),
+        ("POST", "/api/v1/auth/token", [201, 201, 201, 201]),
+        ("GET", "/api/v1/me", [401, 200, 403, 200]),
+        ("GET", "/api/v1/servers", [401, 200, 403, 200]),
+        ("POST", "/api/v1/servers", [401, 201, 403, 201]),
+        ("GET", "/api/v1/servers/{server_id}", [401, 404, 403, 200]),
+        ("PATCH", "/api/v1/servers/{server_id}", [401, 404, 403, 200]),
+        ("DELETE", "/api/v1/servers/{server_id}", [401, 404, 403, 204]),
+        ("POST", "/api/v1/servers/{server_id}/diagnostics", [401, 404, 403, 202]),
+        ("GET", "/api/v1/jobs", [401, 200, 403, 200]),
+        ("GET", "/api/v1/jobs/{job_id}", [401, 404, 403, 200]),
+        ("GET", "/api/v1/jobs/{job_id}/events", [401, 404, 403, 200]),
+        ("POST", "/api/v1/jobs/{job_id}/cancel", [401, 404, 403, 202]),
+        ("POST", "/api/v1/jobs/{job_id}/retry", [401, 404, 403, 202]),
+        ("GET", "/api/v1/audit", [401, 200, 403, 200]),
+        ("GET", "/api/v1/tokens", [401, 200, 403, 200]),
+        ("POST", "/api/v1/tokens", [401, 201, 403, 201]),
+        ("DELETE", "/api/v1/tokens/{token_id}", [401, 404, 403, 204]),
+        ("GET", "/api/v1/users", [401, 403, 403, 200]),
+        ("POST", "/api/v1/users", [401, 403, 403, 201]),
+        ("DELETE", "/api/v1/users/{user_id}", [401, 403, 403, 204]),
+    ];
+    let mut map = BTreeMap::new();
+    for (method, path, expected) in entries {
+        assert!(
+            map.insert((*method, *path), *expected).is_none(),
+            "{method} {path} is listed twice"
+        );
+    }
+    map
+}
+
+/// The body a route needs for its owner call to succeed.
+fn form_fields(path: &str, unique: &str) -> Vec<(String, String)> {
+    let pairs: Vec<(&str, String)> = match path {
+        "/login" => vec![("email", "owner@example.com".into()), ("password", PASSWORD.into())],
+        "/account/password" => vec![
+            ("current_password", PASSWORD.into()),
+            ("new_password", PASSWORD.into()),
+            ("password_confirmation", PASSWORD.into()),
+        ],
+        "/account/tokens" => vec![("name", "ci".into()), ("scopes", "read".into())],
+        "/admin/users" => vec![
+            ("email", format!("new-{unique}@example.com")),
+            ("password", PASSWORD.into()),
+        ],
+        "/servers" | "/servers/{server_id}" => vec![
+            ("name", "web".into()),
+            ("public_address", format!("203.0.113.{}", 10 + unique.len())),
+            ("ssh_port", format!("{}", 2000 + unique.parse::<u32>().unwrap_or(0))),
+            ("php_version", "8.3".into()),
+            ("database", "none".into()),
+            ("provider", "custom".into()),
+        ],
+        "/servers/{server_id}/diagnostics" => vec![("steps", "1".into())],
+        _ => vec![],
+    };
+    pairs.into_iter().map(|(key, value)| (key.to_owned(), value)).collect()
+}
+
+fn json_body(method: &str, path: &str, unique: &str) -> Option<serde_json::Value> {
+    match (method, path) {
+        ("POST", "/api/v1/auth/token") => Some(json!({ "email": "owner@example.com", "password": PASSWORD })),
+        ("POST", "/api/v1/servers") => Some(
+            json!({ "name": "api", "public_address": "198.51.100.7", "ssh_port": 3000 + unique.parse::<u32>().unwrap_or(0) }),
+        ),
+        ("PATCH", "/api/v1/servers/{server_id}") => Some(json!({ "name": "renamed" })),
+        ("POST", "/api/v1/servers/{server_id}/diagnostics") => Some(json!({ "steps": 1 })),
+        ("POST", "/api/v1/tokens") => Some(json!({ "name": "ci", "scopes": ["read"] })),
+        ("POST", "/api/v1/users") => {
+            Some(json!({ "email": format!("api-{unique}@example.com"), "password": PASSWORD }))
+        }
+        _ => None,
+    }
+}
+
+/// A token lacking the scope a route needs (read-only for write routes, and so on).
+fn scopes_without(scope: Scope) -> &'static [&'static str] {
+    match scope {
+        Scope::Read => &["write", "deploy"],
+        Scope::Write => &["read", "deploy"],
+        Scope::Deploy => &["read", "write"],
+    }
+}
+
+#[tokio::test]
+async fn every_route_enforces_its_access_rules() {
+    let app = TestApp::sqlite().await;
+    let mut owner = app.user("owner@example.com", true).await;
+    let mut other = app.user("other@example.com", false).await;
+    let expectations = expectations();
+    let table = routes::table();
+    let mut failures = Vec::new();
+    let mut seen = Vec::new();
+    for (index, route) in table.routes().iter().enumerate() {
+        let key = (route.method, route.path);
+        seen.push(key);
+        let Some(expected) = expectations.get(&key) else {
+            failures.push(format!(
+                "{} {} has no entry in the authorization table",
+                route.method, route.path
+            ));
+            continue;
+        };
+        // Fresh fixtures for every route: sessions, a server with a job, a token, a victim user.
+        app.new_session(&mut owner).await;
+        app.new_session(&mut other).await;
+        let principal = app.principal(&owner);
+        let server = brokeforge_app::servers::create(
+            app.db(),
+            &principal,
+            AddressPolicy::default(),
+            &ServerInput {
+                name: Some(format!("s{index}")),
+                public_address: Some(format!("192.0.2.{}", index % 250 + 1)),
+                ssh_port: Some(json!(1000 + index)),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+        let job =
+            brokeforge_app::diagnostics::start(&app.state.queue, &principal, server.id, &DiagnosticsInput::default())
+                .await
+                .unwrap();
+        if route.path.ends_with("/retry") {
+            app.state.queue.cancel(job).await.unwrap();
+        }
+        let token = brokeforge_app::auth::create_token(
+            app.db(),
+            &principal,
+            brokeforge_app::auth::NewToken {
+                name: "victim",
+                scopes: &["read".to_owned()],
+                expires_in_days: None,
+            },
+        )
+        .await
+        .unwrap();
+        let victim = app.user(&format!("victim{index}@example.com"), false).await;
+        let path = route
+            .path
+            .replace("{server_id}", &server.id.to_string())
+            .replace("{job_id}", &job.0.to_string())
+            .replace("{token_id}", &token.record.id.to_string())
+            .replace("{user_id}", &victim.id.to_string())
+            .replace("{token}", &"0".repeat(64))
+            .replace("{file}", "app.css");
+        let unique = index.to_string();
+        let scope_token = match route.access {
+            Access::Token(scope) => app.token(&owner, scopes_without(scope)).await,
+            _ => app.token(&owner, &["read", "write", "deploy"]).await,
+        };
+        let callers: [(&str, Option<&TestUser>, Option<String>); 4] = [
+            ("anonymous", None, None),
+            ("other user", Some(&other), Some(other.token.clone())),
+            ("token without scope", None, Some(scope_token)),
+            ("owner", Some(&owner), Some(owner.token.clone())),
+        ];
+        for (caller_index, (caller, user, token)) in callers.iter().enumerate() {
+            let method: Method = route.method.parse().unwrap();
+            let is_api = route.path.starts_with("/api/v1/");
+            let mut builder = Request::builder().method(method.clone()).uri(&path);
+            // API routes see only tokens; pages see only sessions (a bearer token is ignored there).
+            if is_api {
+                if let Some(token) = token {
+                    builder = builder.header(header::AUTHORIZATION, format!("Bearer {token}"));
+                }
+            } else {
+                if let Some(user) = user {
+                    builder = builder.header(header::COOKIE, format!("bf_session={}", user.cookie));
+                }
+                if let Some(token) = token {
+                    builder = builder.header(header::AUTHORIZATION, format!("Bearer {token}"));
+                }
+            }
+            let request = if let Some(body) = json_body(route.method, route.path, &unique) {
+                builder
+                    .header(header::CONTENT_TYPE, "application/json")
+                    .body(Body::from(body.to_string()))
+                    .unwrap()
+            } else if method == Method::POST && !is_api {
+                let mut fields = form_fields(route.path, &format!("{unique}{caller_index}"));
+                if let Some(user) = user {
+                    fields.push(("_csrf".to_owned(), user.csrf.clone()));
+                }
+                builder
+                    .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+                    .body(Body::from(serde_urlencoded::to_string(&fields).unwrap()))
+                    .unwrap()
+            } else {
+                builder.body(Body::empty()).unwrap()
+            };
+            let (status, _, body) = app.send(request).await;
+            if status.as_u16() != expected[caller_index] {
+                failures.push(format!(
+                    "{} {} as {caller}: expected {}, got {} ({})",
+                    route.method,
+                    route.path,
+                    expected[caller_index],
+                    status.as_u16(),
+                    body.chars().take(160).collect::<String>()
+                ));
+            }
+        }
+    }
+    for key in expectations.keys() {
+        if !seen.contains(key) {
+            failures.push(format!("{} {} is in the table but not served", key.0, key.1));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "authorization table mismatches:\n{}",
+        failures.join("\n")
+    );
+}
+
+#[test]
+fn every_api_route_is_in_the_openapi_document_and_needs_a_token_scope() {
+    let document = brokeforge_web::api::openapi_document();
+    for route in routes::table().routes() {
+        if !route.path.starts_with("/api/v1/") || route.path == "/api/v1/openapi.json" {
+            continue;
+        }
+        let method = route.method.to_lowercase();
+        let operation = document.pointer(&format!("/paths/{}/{method}", route.path.replace('/', "~1")));
+        assert!(
+            operation.is_some(),
+            "{} {} is missing from openapi.json",
+            route.method,
+            route.path
+        );
+        if let Access::Token(scope) = route.access {
+            let documented = operation
+                .unwrap()
+                .pointer("/security/0/token/0")
+                .and_then(|value| value.as_str());
+            assert_eq!(
+                documented,
+                Some(scope.as_str()),
+                "{} {} documents the wrong scope",
+                route.method,
+                route.path
+            );
+        }
+    }
+}
