@@ -17,10 +17,17 @@ use brokeforge_db::package_records::{self, NewSitePackageEvent};
 use brokeforge_db::server_access::{self, credential_aad};
 use brokeforge_db::{Db, Sealer};
 use brokeforge_packages::facts::{ProbeOutput, ProbeOutputs};
+use brokeforge_packages::composer::ComposerInstall;
+use brokeforge_packages::cron::CronInstall;
 use brokeforge_packages::firewall::{FirewallInstall, FirewallRuleInstall, FirewallRuleRemove};
+use brokeforge_packages::nginx::{NginxInstall, NginxRemove};
+use brokeforge_packages::nodejs::NodeJsInstall;
+use brokeforge_packages::php::extension::{PhpExtensionInstall, PhpExtensionRemove};
+use brokeforge_packages::php::{PhpCliDefaultInstall, PhpInstall, PhpRemove};
 use brokeforge_packages::site_command::SiteCommandRun;
+use brokeforge_packages::supervisor::SupervisorInstall;
 use brokeforge_packages::time_sync::{TimeSyncInstall, TimeSyncRemove};
-use brokeforge_packages::{Action, Operation, Package, dry_run};
+use brokeforge_packages::{Action, Operation, Package, PackageName, dry_run};
 use brokeforge_queue::{JobContext, JobError, NewJob, Queue, Registry};
 use brokeforge_ssh::{
     ClientKey, HostKey, MilestoneReached, ObserverError, PlanObserver, SshError, SshPool, StepReport, Stream, Target,
@@ -209,6 +216,18 @@ pub async fn execute<O: Operation>(
     job_id: Option<i64>,
     input: &O::Input,
 ) -> Result<OperationOutcome, OperationError> {
+    execute_removing::<O>(environment, events, job_id, input, None).await
+}
+
+/// [`execute`], where a successful removal deletes only the record of
+/// `removed_instance` (for packages installed in several versions side by side).
+async fn execute_removing<O: Operation>(
+    environment: &OperationEnvironment,
+    events: EventTarget,
+    job_id: Option<i64>,
+    input: &O::Input,
+    removed_instance: Option<&str>,
+) -> Result<OperationOutcome, OperationError> {
     let server_id = events.server_id();
     let writer = EventWriter::new::<O>(environment, events, job_id);
     let result = run_operation::<O>(environment, &writer, server_id, input).await;
@@ -223,6 +242,7 @@ pub async fn execute<O: Operation>(
                     server_id,
                     <O::Package as Package>::TYPE.as_str(),
                     <O::Package as Package>::NAME.as_str(),
+                    removed_instance.unwrap_or(""),
                 )
                 .await?;
             }
@@ -293,6 +313,11 @@ fn plan_user(plan: &Plan) -> Option<RemoteUser> {
         Step::Run { as_user, .. } | Step::Upload { as_user, .. } => Some(*as_user),
         _ => None,
     })
+}
+
+/// Packages installed in several versions side by side keep one record per version.
+fn record_instance(record: &Record) -> &str {
+    if record.package_name == PackageName::Php.as_str() { &record.version } else { "" }
 }
 
 fn error_kind(error: &OperationError) -> &'static str {
@@ -446,6 +471,7 @@ impl PlanObserver for EventWriter {
                     server_id,
                     record.package_type,
                     record.package_name,
+                    record_instance(record),
                     &record.version,
                     &record.configuration,
                     "active",
@@ -478,6 +504,17 @@ pub enum PackageOperation {
     FirewallInstall(<FirewallInstall as Operation>::Input),
     FirewallRuleInstall(<FirewallRuleInstall as Operation>::Input),
     FirewallRuleRemove(<FirewallRuleRemove as Operation>::Input),
+    PhpInstall(<PhpInstall as Operation>::Input),
+    PhpRemove(<PhpRemove as Operation>::Input),
+    PhpCliDefaultInstall(<PhpCliDefaultInstall as Operation>::Input),
+    PhpExtensionInstall(<PhpExtensionInstall as Operation>::Input),
+    PhpExtensionRemove(<PhpExtensionRemove as Operation>::Input),
+    NginxInstall(<NginxInstall as Operation>::Input),
+    NginxRemove(<NginxRemove as Operation>::Input),
+    CronInstall(<CronInstall as Operation>::Input),
+    SupervisorInstall(<SupervisorInstall as Operation>::Input),
+    NodeJsInstall(<NodeJsInstall as Operation>::Input),
+    ComposerInstall(<ComposerInstall as Operation>::Input),
     SiteCommandRun(<SiteCommandRun as Operation>::Input),
 }
 
@@ -505,6 +542,28 @@ pub async fn execute_payload(
         PackageOperation::FirewallRuleRemove(input) => {
             execute::<FirewallRuleRemove>(environment, events, job_id, input).await
         }
+        PackageOperation::PhpInstall(input) => execute::<PhpInstall>(environment, events, job_id, input).await,
+        PackageOperation::PhpRemove(input) => {
+            let version = input.version.as_str();
+            execute_removing::<PhpRemove>(environment, events, job_id, input, Some(version)).await
+        }
+        PackageOperation::PhpCliDefaultInstall(input) => {
+            execute::<PhpCliDefaultInstall>(environment, events, job_id, input).await
+        }
+        PackageOperation::PhpExtensionInstall(input) => {
+            execute::<PhpExtensionInstall>(environment, events, job_id, input).await
+        }
+        PackageOperation::PhpExtensionRemove(input) => {
+            execute::<PhpExtensionRemove>(environment, events, job_id, input).await
+        }
+        PackageOperation::NginxInstall(input) => execute::<NginxInstall>(environment, events, job_id, input).await,
+        PackageOperation::NginxRemove(input) => execute::<NginxRemove>(environment, events, job_id, input).await,
+        PackageOperation::CronInstall(input) => execute::<CronInstall>(environment, events, job_id, input).await,
+        PackageOperation::SupervisorInstall(input) => {
+            execute::<SupervisorInstall>(environment, events, job_id, input).await
+        }
+        PackageOperation::NodeJsInstall(input) => execute::<NodeJsInstall>(environment, events, job_id, input).await,
+        PackageOperation::ComposerInstall(input) => execute::<ComposerInstall>(environment, events, job_id, input).await,
         PackageOperation::SiteCommandRun(input) => execute::<SiteCommandRun>(environment, events, job_id, input).await,
     }
 }

@@ -1,6 +1,8 @@
 //! Structured logs with `tracing`: readable lines for people, JSON for collectors.
 //! The level comes from `RUST_LOG` (default `info`).
 
+use std::io::IsTerminal;
+
 use tracing_subscriber::EnvFilter;
 
 /// How log lines are written.
@@ -17,7 +19,7 @@ pub fn init(format: LogFormat) {
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
     match format {
-        LogFormat::Pretty => builder.compact().init(),
+        LogFormat::Pretty => builder.compact().with_ansi(std::io::stderr().is_terminal()).init(),
         LogFormat::Json => builder.json().flatten_event(true).init(),
     }
 }

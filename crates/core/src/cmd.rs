@@ -53,6 +53,13 @@ impl ShellArg {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// The value quoted as one word for POSIX `sh` (and `bash`), exactly as [`Cmd`]
+    /// writes arguments. For text that is not a command, such as a value a template
+    /// places in a shell script.
+    pub fn quoted(&self) -> String {
+        quoted(&self.0)
+    }
 }
 
 impl TryFrom<&str> for ShellArg {
@@ -392,6 +399,15 @@ mod tests {
             .unwrap();
         assert_eq!(cmd.to_string(), r"apt-get install -y -- nginx it\'s'; rm -rf /' ''");
         assert_eq!(cmd.render_for_execution(), cmd.to_string());
+    }
+
+    #[test]
+    fn shell_args_quote_as_commands_write_them() {
+        let arg = ShellArg::new("it's $(id) ok").unwrap();
+        assert_eq!(arg.quoted(), r"it\'s' $(id) ok'");
+        assert_eq!(arg.quoted(), Cmd::new("echo").arg(&arg).to_string()["echo ".len()..]);
+        assert_eq!(ShellArg::new("plain-word_1.0").unwrap().quoted(), "plain-word_1.0");
+        assert_eq!(ShellArg::new("").unwrap().quoted(), "''");
     }
 
     #[test]

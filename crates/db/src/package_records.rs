@@ -16,18 +16,23 @@ pub struct ServerPackageRecord {
     pub package_type: String,
     pub package_name: String,
     pub package_version: Option<String>,
+    /// Tells apart records of a package installed in several versions side by side.
+    pub instance: String,
     pub configuration: Json<serde_json::Value>,
     pub status: String,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
 
-/// Inserts or updates the record of `package_type`/`package_name` on a server.
+/// Inserts or updates the record of `package_type`/`package_name` (and `instance`,
+/// empty unless the package is installed in several versions side by side).
+#[allow(clippy::too_many_arguments)]
 pub async fn upsert_server_package(
     db: &Db,
     server_id: i64,
     package_type: &str,
     package_name: &str,
+    instance: &str,
     version: &str,
     configuration: &serde_json::Value,
     status: &str,
@@ -35,9 +40,9 @@ pub async fn upsert_server_package(
     let now = crate::clock::now();
     crate::with_pool!(db, |pool| {
         sqlx::query(
-            "INSERT INTO server_packages (server_id, package_type, package_name, package_version, configuration, \
-             status, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $7) \
-             ON CONFLICT (server_id, package_type, package_name) DO UPDATE SET \
+            "INSERT INTO server_packages (server_id, package_type, package_name, instance, package_version, \
+             configuration, status, created_at, updated_at) VALUES ($1, $2, $3, $8, $4, $5, $6, $7, $7) \
+             ON CONFLICT (server_id, package_type, package_name, instance) DO UPDATE SET \
              package_version = excluded.package_version, configuration = excluded.configuration, \
              status = excluded.status, updated_at = excluded.updated_at",
         )
@@ -48,20 +53,31 @@ pub async fn upsert_server_package(
         .bind(Json(configuration))
         .bind(status)
         .bind(now)
+        .bind(instance)
         .execute(pool)
         .await?;
     });
     Ok(())
 }
 
-/// Deletes the record of a package removed from a server.
-pub async fn delete_server_package(db: &Db, server_id: i64, package_type: &str, package_name: &str) -> Result<bool, DbError> {
+/// Deletes the record of a package (or of one `instance` of it) removed from a server.
+pub async fn delete_server_package(
+    db: &Db,
+    server_id: i64,
+    package_type: &str,
+    package_name: &str,
+    instance: &str,
+) -> Result<bool, DbError> {
     let deleted = crate::with_pool!(db, |pool| {
-        sqlx::query("DELETE FROM server_packages WHERE server_id = $1 AND package_type = $2 AND package_name = $3")
-            .bind(server_id)
-            .bind(package_type)
-            .bind(package_name)
-            .execute(pool)
+        sqlx::query(
+            "DELETE FROM server_packages WHERE server_id = $1 AND package_type = $2 AND package_name = $3 \
+             AND instance = $4",
+        )
+        .bind(server_id)
+        .bind(package_type)
+        .bind(package_name)
+        .bind(instance)
+        .execute(pool)
             .await?
             .rows_affected()
     });
@@ -72,8 +88,9 @@ pub async fn delete_server_package(db: &Db, server_id: i64, package_type: &str, 
 pub async fn server_packages(db: &Db, server_id: i64) -> Result<Vec<ServerPackageRecord>, DbError> {
     Ok(crate::with_pool!(db, |pool| {
         sqlx::query_as::<_, ServerPackageRecord>(
-            "SELECT id, server_id, package_type, package_name, package_version, configuration, status, created_at, \
-             updated_at FROM server_packages WHERE server_id = $1 ORDER BY package_type, package_name",
+            "SELECT id, server_id, package_type, package_name, package_version, instance, configuration, status, \
+             created_at, updated_at FROM server_packages WHERE server_id = $1 \
+             ORDER BY package_type, package_name, instance",
         )
         .bind(server_id)
         .fetch_all(pool)

@@ -6,13 +6,15 @@
 //! parsers turn them into its `Facts` value. Idempotency comes from these facts: a plan
 //! only contains the commands that the facts show are needed.
 //!
-//! This module also holds the parsers that many packages share: the state of a Debian
-//! package (`dpkg-query`) and the contents of a file (`cat`).
+//! This module also holds the parsers that many packages share: the state of one Debian
+//! package or of every package matching some patterns (`dpkg-query`), the contents of
+//! a file (`cat`), what kind of file a path is (`stat`), and the state of a systemd
+//! service (`systemctl show`).
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use brokeforge_core::{Cmd, RemotePath, RemoteUser};
+use brokeforge_core::{Cmd, RemotePath, RemoteUser, ShellArg};
 use thiserror::Error;
 
 use crate::framework::Package;
@@ -209,11 +211,15 @@ pub fn parse_dpkg_status(output: &ProbeOutput) -> Result<DpkgState, UnexpectedOu
     if output.exit_code != 0 {
         return Err(UnexpectedOutput("dpkg-query failed".to_owned()));
     }
-    let words: Vec<&str> = output.stdout.split_whitespace().collect();
+    parse_status_words(&output.stdout)
+}
+
+/// Reads dpkg's `want flag status` words, such as `install ok installed`.
+fn parse_status_words(text: &str) -> Result<DpkgState, UnexpectedOutput> {
+    let words: Vec<&str> = text.split_whitespace().collect();
     let [_want, _flag, status] = words.as_slice() else {
         return Err(UnexpectedOutput(format!(
-            "expected a package status such as \"install ok installed\", got {:?}",
-            output.stdout
+            "expected a package status such as \"install ok installed\", got {text:?}"
         )));
     };
     Ok(match *status {
@@ -231,6 +237,114 @@ pub fn parse_dpkg_status(output: &ProbeOutput) -> Result<DpkgState, UnexpectedOu
     })
 }
 
+/// What dpkg knows about one package: its state and, when its files are on the
+/// server, its version (such as `8.2.36-1~deb12u1`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PackageState {
+    pub state: DpkgState,
+    /// The version of the package's files; `None` when dpkg has none on disk.
+    pub version: Option<String>,
+}
+
+/// The packages matching some `dpkg-query` patterns, by name. A name dpkg does not
+/// know is simply absent, which [`PackageStates::state`] reports as not installed.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PackageStates {
+    packages: BTreeMap<String, PackageState>,
+}
+
+impl PackageStates {
+    /// The state of `package`: not installed when dpkg does not list it.
+    pub fn state(&self, package: &str) -> DpkgState {
+        self.packages
+            .get(package)
+            .map(|known| known.state.clone())
+            .unwrap_or(DpkgState::NotInstalled)
+    }
+
+    /// Whether `package` is installed and configured.
+    pub fn is_installed(&self, package: &str) -> bool {
+        self.state(package) == DpkgState::Installed
+    }
+
+    /// The version of `package` when it is installed.
+    pub fn installed_version(&self, package: &str) -> Option<&str> {
+        self.packages
+            .get(package)
+            .filter(|known| known.state == DpkgState::Installed)
+            .and_then(|known| known.version.as_deref())
+    }
+
+    /// The names of the packages whose files are on the server, completely or partly,
+    /// in name order.
+    pub fn present(&self) -> impl Iterator<Item = &str> {
+        self.packages
+            .iter()
+            .filter(|(_, known)| known.state.is_present())
+            .map(|(name, _)| name.as_str())
+    }
+
+    /// Whether some listed package stopped halfway and needs `dpkg --configure -a`.
+    pub fn any_interrupted(&self) -> bool {
+        self.packages
+            .values()
+            .any(|known| matches!(known.state, DpkgState::Interrupted { .. }))
+    }
+
+    /// States given directly, for tests and for facts assembled by hand.
+    pub fn from_states<'a>(states: impl IntoIterator<Item = (&'a str, PackageState)>) -> Self {
+        PackageStates {
+            packages: states
+                .into_iter()
+                .map(|(name, state)| (name.to_owned(), state))
+                .collect(),
+        }
+    }
+}
+
+/// The probe command for the packages matching `patterns`, such as `php*` or `cron`.
+/// Patterns are shell-quoted, so `*` reaches dpkg-query instead of the shell.
+pub fn package_states_cmd(patterns: &[&'static str]) -> Cmd {
+    let cmd = Cmd::new("dpkg-query")
+        .lit("-W")
+        .lit("-f")
+        .lit("'${Package} ${Version} ${Status}\\n'");
+    patterns.iter().fold(cmd, |cmd, pattern| {
+        cmd.arg(ShellArg::new(*pattern).expect("a literal without NUL"))
+    })
+}
+
+/// Parses the output of [`package_states_cmd`]: one `name version want flag status`
+/// line per package dpkg knows (the version is empty when no files are on disk).
+/// dpkg-query exits with code 1 when some pattern matched nothing, which is normal.
+pub fn parse_package_states(output: &ProbeOutput) -> Result<PackageStates, UnexpectedOutput> {
+    let only_unmatched_patterns = output
+        .stderr
+        .lines()
+        .filter(|line| !line.trim().is_empty())
+        .all(|line| line.contains("no packages found matching"));
+    if !(output.exit_code == 0 || output.exit_code == 1 && only_unmatched_patterns) {
+        return Err(UnexpectedOutput("dpkg-query failed".to_owned()));
+    }
+    let mut packages = BTreeMap::new();
+    for line in output.stdout.lines().filter(|line| !line.trim().is_empty()) {
+        let unexpected = || {
+            UnexpectedOutput(format!(
+                "expected \"name version want flag status\", such as \"nginx 1.22.1-9 install ok installed\", got {line:?}"
+            ))
+        };
+        let (name, rest) = line.split_once(' ').ok_or_else(unexpected)?;
+        let (version, status) = rest.split_once(' ').ok_or_else(unexpected)?;
+        if name.is_empty() {
+            return Err(unexpected());
+        }
+        let state = parse_status_words(status)?;
+        let version = (!version.is_empty()).then(|| version.to_owned());
+        packages.insert(name.to_owned(), PackageState { state, version });
+    }
+    Ok(PackageStates { packages })
+}
+
 /// The probe command that prints the contents of the file at `path`.
 pub fn file_contents_cmd(path: &RemotePath) -> Cmd {
     Cmd::new("cat").lit("--").arg(path)
@@ -244,6 +358,152 @@ pub fn parse_file_contents(output: &ProbeOutput) -> Result<Option<String>, Unexp
         1 if output.stderr.contains("No such file or directory") => Ok(None),
         _ => Err(UnexpectedOutput("cannot read the file".to_owned())),
     }
+}
+
+/// What kind of file a path names, as `stat` reports it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FileKind {
+    /// A regular file, empty or not.
+    RegularFile,
+    Directory,
+    SymbolicLink,
+    /// Anything else (socket, fifo, device), as `stat` names it.
+    Other(String),
+}
+
+/// The probe command for the kinds of `paths`: one `PATH KIND` line for every path
+/// that exists. Symbolic links are reported as links, not followed.
+pub fn path_kinds_cmd(paths: &[RemotePath]) -> Cmd {
+    let cmd = Cmd::new("stat").lit("--printf").lit("'%n %F\\n'").lit("--");
+    paths.iter().fold(cmd, |cmd, path| cmd.arg(path))
+}
+
+/// Parses the output of [`path_kinds_cmd`] for the same `paths`: each path's kind, or
+/// `None` when it does not exist. Other errors, such as a denied permission, fail.
+pub fn parse_path_kinds(output: &ProbeOutput, paths: &[RemotePath]) -> Result<Vec<Option<FileKind>>, UnexpectedOutput> {
+    let only_missing = output
+        .stderr
+        .lines()
+        .filter(|line| !line.trim().is_empty())
+        .all(|line| line.contains("No such file or directory"));
+    if !(output.exit_code == 0 || output.exit_code == 1 && only_missing) {
+        return Err(UnexpectedOutput("stat failed".to_owned()));
+    }
+    let mut kinds = vec![None; paths.len()];
+    for line in output.stdout.lines().filter(|line| !line.is_empty()) {
+        let position = paths
+            .iter()
+            .position(|path| {
+                line.strip_prefix(path.as_str())
+                    .is_some_and(|rest| rest.starts_with(' '))
+            })
+            .ok_or_else(|| UnexpectedOutput(format!("stat printed a path that was not asked for: {line:?}")))?;
+        let kind = &line[paths[position].as_str().len() + 1..];
+        kinds[position] = Some(match kind {
+            "regular file" | "regular empty file" => FileKind::RegularFile,
+            "directory" => FileKind::Directory,
+            "symbolic link" => FileKind::SymbolicLink,
+            other => FileKind::Other(other.to_owned()),
+        });
+    }
+    Ok(kinds)
+}
+
+/// The state of a systemd service, from `systemctl show`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ServiceState {
+    /// systemd knows the unit.
+    Loaded {
+        /// Whether it starts at boot (`UnitFileState=enabled`).
+        enabled: bool,
+        /// Whether it runs now (`ActiveState=active` or `reloading`).
+        active: bool,
+    },
+    /// systemd has no such unit, typically because its package is not installed.
+    NotFound,
+    /// `systemctl` could not answer, for example without systemd; `reason` is its first
+    /// error line. Plans then run the commands that would start the service, whose own
+    /// errors explain more.
+    Unavailable { reason: String },
+}
+
+impl ServiceState {
+    /// Whether the service starts at boot and runs now.
+    pub fn is_enabled_and_active(&self) -> bool {
+        matches!(
+            self,
+            ServiceState::Loaded {
+                enabled: true,
+                active: true
+            }
+        )
+    }
+
+    /// Whether the service starts at boot.
+    pub fn is_enabled(&self) -> bool {
+        matches!(self, ServiceState::Loaded { enabled: true, .. })
+    }
+
+    /// Whether the service runs now.
+    pub fn is_active(&self) -> bool {
+        matches!(self, ServiceState::Loaded { active: true, .. })
+    }
+}
+
+/// The probe command for the [`ServiceState`] of `unit`, such as `nginx.service`.
+pub fn service_state_cmd(unit: impl Into<ShellArg>) -> Cmd {
+    Cmd::new("systemctl")
+        .lit("show")
+        .lit("-p")
+        .lit("LoadState")
+        .lit("-p")
+        .lit("ActiveState")
+        .lit("-p")
+        .lit("UnitFileState")
+        .lit("--")
+        .arg(unit)
+}
+
+/// Parses the output of [`service_state_cmd`]: `KEY=value` lines in any order.
+pub fn parse_service_state(output: &ProbeOutput) -> Result<ServiceState, UnexpectedOutput> {
+    if output.exit_code != 0 {
+        let reason = output
+            .stderr
+            .lines()
+            .map(str::trim)
+            .find(|line| !line.is_empty())
+            .unwrap_or("systemctl failed without a message");
+        return Ok(ServiceState::Unavailable {
+            reason: reason.to_owned(),
+        });
+    }
+    let mut load = None;
+    let mut active = None;
+    let mut unit_file = None;
+    for line in output.stdout.lines().filter(|line| !line.trim().is_empty()) {
+        let Some((key, value)) = line.split_once('=') else {
+            return Err(UnexpectedOutput(format!("expected KEY=value, got {line:?}")));
+        };
+        match key {
+            "LoadState" => load = Some(value),
+            "ActiveState" => active = Some(value),
+            "UnitFileState" => unit_file = Some(value),
+            _ => {}
+        }
+    }
+    let (Some(load), Some(active)) = (load, active) else {
+        return Err(UnexpectedOutput(format!(
+            "expected LoadState and ActiveState, got {:?}",
+            output.stdout
+        )));
+    };
+    Ok(match load {
+        "not-found" => ServiceState::NotFound,
+        _ => ServiceState::Loaded {
+            enabled: matches!(unit_file, Some("enabled" | "enabled-runtime")),
+            active: matches!(active, "active" | "reloading"),
+        },
+    })
 }
 
 #[cfg(test)]

@@ -10,13 +10,23 @@
 mod macros;
 
 pub mod apt;
+pub mod bootstrap;
+pub mod composer;
+pub mod cron;
 pub mod dry_run;
 pub mod facts;
 pub mod firewall;
 pub mod framework;
 pub mod names;
+pub mod nginx;
+pub mod nodejs;
+pub mod os;
+pub mod php;
 pub mod registry;
+pub mod repository;
 pub mod site_command;
+pub mod ssh_key;
+pub mod supervisor;
 pub mod templates;
 pub mod time_sync;
 

@@ -5,10 +5,17 @@
 use brokeforge_core::Milestone;
 use serde::Serialize;
 
+use crate::composer::ComposerInstall;
+use crate::cron::CronInstall;
 use crate::firewall::{FirewallInstall, FirewallRuleInstall, FirewallRuleRemove};
 use crate::framework::{Action, Operation, Package, Scope};
 use crate::names::{PackageName, PackageType};
+use crate::nginx::{NginxInstall, NginxRemove};
+use crate::nodejs::NodeJsInstall;
+use crate::php::extension::{PhpExtensionInstall, PhpExtensionRemove};
+use crate::php::{PhpCliDefaultInstall, PhpInstall, PhpRemove};
 use crate::site_command::SiteCommandRun;
+use crate::supervisor::SupervisorInstall;
 use crate::time_sync::{TimeSyncInstall, TimeSyncRemove};
 
 /// One milestone of an operation.
@@ -59,7 +66,8 @@ impl OperationInfo {
     }
 }
 
-/// Every implemented operation.
+/// Every implemented operation, server packages in provisioning order, then site
+/// packages.
 pub fn operations() -> Vec<OperationInfo> {
     vec![
         OperationInfo::of::<TimeSyncInstall>(),
@@ -67,6 +75,17 @@ pub fn operations() -> Vec<OperationInfo> {
         OperationInfo::of::<FirewallInstall>(),
         OperationInfo::of::<FirewallRuleInstall>(),
         OperationInfo::of::<FirewallRuleRemove>(),
+        OperationInfo::of::<PhpInstall>(),
+        OperationInfo::of::<PhpRemove>(),
+        OperationInfo::of::<PhpCliDefaultInstall>(),
+        OperationInfo::of::<PhpExtensionInstall>(),
+        OperationInfo::of::<PhpExtensionRemove>(),
+        OperationInfo::of::<NginxInstall>(),
+        OperationInfo::of::<NginxRemove>(),
+        OperationInfo::of::<CronInstall>(),
+        OperationInfo::of::<SupervisorInstall>(),
+        OperationInfo::of::<NodeJsInstall>(),
+        OperationInfo::of::<ComposerInstall>(),
         OperationInfo::of::<SiteCommandRun>(),
     ]
 }

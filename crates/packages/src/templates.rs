@@ -4,12 +4,19 @@
 //! empty string, and nothing is HTML-escaped (these are config files, not web pages).
 //! Rendered files travel to the server as bytes in an `Upload` step, never inside a
 //! shell command.
+//!
+//! Templates that produce shell scripts (the bootstrap script) pass every value through
+//! the `shell_quote` filter, which quotes it as one word with `brokeforge_core`'s own
+//! quoting (the quoting `Cmd` uses), and refuses values that are neither text nor
+//! numbers. A test checks that the script template inserts nothing unfiltered.
 
 use std::sync::OnceLock;
 
+use brokeforge_core::ShellArg;
 use minijinja::syntax::SyntaxConfig;
 use minijinja::value::Serde;
-use minijinja::{AutoEscape, Environment, UndefinedBehavior, Value};
+use minijinja::value::ValueKind;
+use minijinja::{AutoEscape, Environment, ErrorKind, UndefinedBehavior, Value};
 use serde::Serialize;
 use thiserror::Error;
 
@@ -19,22 +26,62 @@ pub enum Template {
     /// `/etc/systemd/timesyncd.conf.d/brokeforge.conf`: the NTP servers. Context:
     /// `ntp_servers`, a list of host names.
     TimesyncdConfig,
+    /// `/etc/apt/sources.list.d/brokeforge-*.sources`: a third-party repository.
+    /// Context: `description`, `uri`, `suite`, `component`, `keyring`.
+    AptRepositorySources,
+    /// `/etc/php/X.Y/fpm/conf.d/99-brokeforge.ini`: PHP settings for FPM. Context:
+    /// `version`, `memory_limit_mb`, `upload_max_filesize_mb`, `post_max_size_mb`,
+    /// `max_execution_time`.
+    PhpFpmIni,
+    /// `/etc/nginx/nginx.conf`: nginx's main file with hardened defaults. Context:
+    /// `client_max_body_size_mb`.
+    NginxConf,
+    /// `/etc/nginx/sites-available/brokeforge-default`: the catch-all site. Context:
+    /// `page_root`, `reject_tls_handshakes`.
+    NginxDefaultSite,
+    /// `/var/www/brokeforge-default/index.html`: the page the catch-all site shows.
+    /// No context.
+    NginxDefaultPage,
+    /// The bootstrap script a user pipes into `sudo bash`. Context: see
+    /// [`crate::bootstrap`]; every value goes through `shell_quote`.
+    BootstrapScript,
 }
 
 impl Template {
     /// Every template, for tests that render or parse them all.
-    pub const ALL: &'static [Template] = &[Template::TimesyncdConfig];
+    pub const ALL: &'static [Template] = &[
+        Template::TimesyncdConfig,
+        Template::AptRepositorySources,
+        Template::PhpFpmIni,
+        Template::NginxConf,
+        Template::NginxDefaultSite,
+        Template::NginxDefaultPage,
+        Template::BootstrapScript,
+    ];
 
     /// The template's path below `crates/packages/templates/`.
     pub const fn name(self) -> &'static str {
         match self {
             Template::TimesyncdConfig => "timesyncd/brokeforge.conf.j2",
+            Template::AptRepositorySources => "apt/repository.sources.j2",
+            Template::PhpFpmIni => "php/brokeforge-fpm.ini.j2",
+            Template::NginxConf => "nginx/nginx.conf.j2",
+            Template::NginxDefaultSite => "nginx/default-site.conf.j2",
+            Template::NginxDefaultPage => "nginx/default-page.html.j2",
+            Template::BootstrapScript => "bootstrap/bootstrap.sh.j2",
         }
     }
 
-    const fn source(self) -> &'static str {
+    /// The template's text, as embedded in the binary.
+    pub const fn source(self) -> &'static str {
         match self {
             Template::TimesyncdConfig => include_str!("../templates/timesyncd/brokeforge.conf.j2"),
+            Template::AptRepositorySources => include_str!("../templates/apt/repository.sources.j2"),
+            Template::PhpFpmIni => include_str!("../templates/php/brokeforge-fpm.ini.j2"),
+            Template::NginxConf => include_str!("../templates/nginx/nginx.conf.j2"),
+            Template::NginxDefaultSite => include_str!("../templates/nginx/default-site.conf.j2"),
+            Template::NginxDefaultPage => include_str!("../templates/nginx/default-page.html.j2"),
+            Template::BootstrapScript => include_str!("../templates/bootstrap/bootstrap.sh.j2"),
         }
     }
 }
@@ -84,6 +131,7 @@ fn build_environment() -> Result<Environment<'static>, SyntaxProblem> {
         .build()
         .expect("the default delimiters are valid");
     environment.set_syntax(syntax);
+    environment.add_filter("shell_quote", shell_quote);
     for template in Template::ALL {
         environment
             .add_template(template.name(), template.source())
@@ -93,6 +141,25 @@ fn build_environment() -> Result<Environment<'static>, SyntaxProblem> {
             })?;
     }
     Ok(environment)
+}
+
+/// The `shell_quote` filter: text or a number, quoted as one shell word by
+/// `brokeforge_core`'s quoting. Anything else (lists, maps, none) is an error, so a
+/// template cannot splice a structure into a script by mistake.
+fn shell_quote(value: &Value) -> Result<String, minijinja::Error> {
+    let text = match value.kind() {
+        ValueKind::String => value.as_str().unwrap_or_default().to_owned(),
+        ValueKind::Number => value.to_string(),
+        kind => {
+            return Err(minijinja::Error::new(
+                ErrorKind::InvalidOperation,
+                format!("shell_quote takes text or a number, not {kind}"),
+            ));
+        }
+    };
+    let argument =
+        ShellArg::new(text).map_err(|error| minijinja::Error::new(ErrorKind::InvalidOperation, error.to_string()))?;
+    Ok(argument.quoted())
 }
 
 /// Renders `template` with the fields of `context` as its variables.

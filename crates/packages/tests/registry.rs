@@ -70,6 +70,14 @@ fn packages_group_their_operations() {
             PackageName::Timesyncd,
             PackageName::Ufw,
             PackageName::FirewallRule,
+            PackageName::Php,
+            PackageName::PhpCliDefault,
+            PackageName::PhpExtension,
+            PackageName::Nginx,
+            PackageName::Cron,
+            PackageName::Supervisor,
+            PackageName::NodeJs,
+            PackageName::Composer,
             PackageName::SiteCommand
         ]
     );

@@ -69,3 +69,90 @@ pub fn fixture(name: &str) -> String {
     let path = format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
     std::fs::read_to_string(&path).unwrap_or_else(|error| panic!("cannot read {path}: {error}"))
 }
+
+/// Captured outputs shared by the provisioning tests, in the form the supported
+/// releases print them.
+pub mod outputs {
+    use brokeforge_packages::ProbeOutput;
+
+    /// `systemctl show -p LoadState -p ActiveState -p UnitFileState` of a unit whose
+    /// package is not installed.
+    pub fn unit_not_found() -> ProbeOutput {
+        ProbeOutput::success("LoadState=not-found\nActiveState=inactive\nUnitFileState=\n")
+    }
+
+    /// The same for a service that starts at boot and runs.
+    pub fn unit_running() -> ProbeOutput {
+        ProbeOutput::success("LoadState=loaded\nActiveState=active\nUnitFileState=enabled\n")
+    }
+
+    /// The same for a service an administrator stopped and disabled.
+    pub fn unit_stopped_and_disabled() -> ProbeOutput {
+        ProbeOutput::success("LoadState=loaded\nActiveState=inactive\nUnitFileState=disabled\n")
+    }
+
+    /// `cat` of a file that does not exist.
+    pub fn cat_missing(path: &str) -> ProbeOutput {
+        ProbeOutput::new(1, "", format!("cat: {path}: No such file or directory\n"))
+    }
+
+    /// `stat --printf '%n %F\n'` of paths none of which exist (coreutils 9, which
+    /// Debian 12 and Ubuntu 24.04 ship, says "statx").
+    pub fn stat_missing(paths: &[&str]) -> ProbeOutput {
+        let stderr: String = paths
+            .iter()
+            .map(|path| format!("stat: cannot statx '{path}': No such file or directory\n"))
+            .collect();
+        ProbeOutput::new(1, "", stderr)
+    }
+
+    /// `grep` that found nothing.
+    pub fn grep_nothing() -> ProbeOutput {
+        ProbeOutput::new(1, "", "")
+    }
+
+    /// `dpkg-query -W ... PATTERN...` on a server where only curl and
+    /// ca-certificates among the patterns exist, as on a fresh Debian 12 server.
+    pub fn dpkg_fresh_debian_12(unmatched: &[&str]) -> ProbeOutput {
+        let stderr: String = unmatched
+            .iter()
+            .map(|pattern| format!("dpkg-query: no packages found matching {pattern}\n"))
+            .collect();
+        ProbeOutput::new(
+            1,
+            "ca-certificates 20230311+deb12u1 install ok installed\ncurl 7.88.1-10+deb12u15 install ok installed\n",
+            stderr,
+        )
+    }
+
+    /// The same on a fresh Ubuntu 24.04 server.
+    pub fn dpkg_fresh_ubuntu_24_04(unmatched: &[&str]) -> ProbeOutput {
+        let stderr: String = unmatched
+            .iter()
+            .map(|pattern| format!("dpkg-query: no packages found matching {pattern}\n"))
+            .collect();
+        ProbeOutput::new(
+            1,
+            "ca-certificates 20240203 install ok installed\ncurl 8.5.0-2ubuntu10.6 install ok installed\n",
+            stderr,
+        )
+    }
+
+    /// The same on a fresh Ubuntu 22.04 server.
+    pub fn dpkg_fresh_ubuntu_22_04(unmatched: &[&str]) -> ProbeOutput {
+        let stderr: String = unmatched
+            .iter()
+            .map(|pattern| format!("dpkg-query: no packages found matching {pattern}\n"))
+            .collect();
+        ProbeOutput::new(
+            1,
+            "ca-certificates 20240203~22.04.1 install ok installed\ncurl 7.81.0-1ubuntu1.20 install ok installed\n",
+            stderr,
+        )
+    }
+}
+
+/// The `/etc/os-release` fixture of `release`, such as `debian-12`, as a probe output.
+pub fn os_release_output(release: &str) -> brokeforge_packages::ProbeOutput {
+    brokeforge_packages::ProbeOutput::success(fixture(&format!("os-release-{release}.txt")))
+}
