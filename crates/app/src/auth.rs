@@ -272,8 +272,12 @@ pub async fn verify_credentials(
             audit::record(
                 db,
                 &Actor {
-                    user_id: None,
-                    email: email.trim(),
+                    user_id: user.as_ref().map(|user| user.id),
+                    // Only a well-formed address is recorded: people sometimes type
+                    // their password into the email field, and it must not be logged.
+                    email: &Email::parse(email)
+                        .map(|email| email.as_str().to_owned())
+                        .unwrap_or_else(|_| "(not an email address)".to_owned()),
                     ip,
                 },
                 "auth.sign_in_failed",

@@ -83,7 +83,7 @@ impl ProgressEvent {
         };
         ProgressEvent {
             id: record.id,
-            run: details.get("run").and_then(|run| run.as_i64()).unwrap_or(record.id),
+            run: details.get("run").and_then(|run| run.as_i64()).unwrap_or(0),
             milestone: record.milestone,
             current_step: record.current_step,
             total_steps: record.total_steps,

@@ -16,9 +16,9 @@ use brokeforge_db::package_events::{self, NewPackageEvent};
 use brokeforge_db::package_records::{self, NewSitePackageEvent};
 use brokeforge_db::server_access::{self, credential_aad};
 use brokeforge_db::{Db, Sealer};
-use brokeforge_packages::facts::{ProbeOutput, ProbeOutputs};
 use brokeforge_packages::composer::ComposerInstall;
 use brokeforge_packages::cron::CronInstall;
+use brokeforge_packages::facts::{ProbeOutput, ProbeOutputs};
 use brokeforge_packages::firewall::{FirewallInstall, FirewallRuleInstall, FirewallRuleRemove};
 use brokeforge_packages::nginx::{NginxInstall, NginxRemove};
 use brokeforge_packages::nodejs::NodeJsInstall;
@@ -59,7 +59,11 @@ pub enum OperationError {
     #[error("server {server_id} has no {role} credentials: run its bootstrap again")]
     MissingCredentials { server_id: i64, role: &'static str },
     #[error("the stored {role} key of server {server_id} cannot be opened: {reason}")]
-    BadCredentials { server_id: i64, role: &'static str, reason: String },
+    BadCredentials {
+        server_id: i64,
+        role: &'static str,
+        reason: String,
+    },
     #[error(transparent)]
     Ssh(#[from] SshError),
     #[error("reading the server's state failed: {0}")]
@@ -155,24 +159,44 @@ impl LiveOutput {
 
 /// Builds the SSH target for `role` on a server from its pinned host key and its
 /// sealed credentials. The private key is opened in memory only.
-pub async fn target(environment: &OperationEnvironment, server_id: i64, role: RemoteUser) -> Result<Target, OperationError> {
+pub async fn target(
+    environment: &OperationEnvironment,
+    server_id: i64,
+    role: RemoteUser,
+) -> Result<Target, OperationError> {
     let endpoint = server_access::endpoint(&environment.db, server_id)
         .await?
         .ok_or(OperationError::ServerGone(server_id))?;
-    let host_key = endpoint.host_key.as_deref().ok_or(OperationError::NotBootstrapped(server_id))?;
+    let host_key = endpoint
+        .host_key
+        .as_deref()
+        .ok_or(OperationError::NotBootstrapped(server_id))?;
     let host_key = HostKey::parse(host_key).map_err(OperationError::Ssh)?;
     let role_name = role.as_str();
     let credential = server_access::credential(&environment.db, server_id, role_name)
         .await?
-        .ok_or(OperationError::MissingCredentials { server_id, role: role_name })?;
+        .ok_or(OperationError::MissingCredentials {
+            server_id,
+            role: role_name,
+        })?;
     let mut opened = environment
         .sealer
         .open_string(&credential.private_key_sealed, &credential_aad(server_id, role_name))
-        .map_err(|error| OperationError::BadCredentials { server_id, role: role_name, reason: error.to_string() })?;
+        .map_err(|error| OperationError::BadCredentials {
+            server_id,
+            role: role_name,
+            reason: error.to_string(),
+        })?;
     let private_key = brokeforge_core::Secret::new(std::mem::take(&mut *opened));
     let client_key = ClientKey::from_openssh(&private_key)?;
     let port = u16::try_from(endpoint.ssh_port).unwrap_or(22);
-    Ok(Target::new(endpoint.public_ip, port, credential.login(), client_key, vec![host_key]))
+    Ok(Target::new(
+        endpoint.public_ip,
+        port,
+        credential.login(),
+        client_key,
+        vec![host_key],
+    ))
 }
 
 /// Runs the operation's fact probes and parses their outputs.
@@ -189,10 +213,17 @@ pub async fn gather_facts<O: Operation>(
         if !targets.contains_key(&user) {
             targets.insert(user, target(environment, server_id, user).await?);
         }
-        let output = environment.ssh.run_command(&targets[&user], probe.cmd(), probe.timeout()).await?;
+        let output = environment
+            .ssh
+            .run_command(&targets[&user], probe.cmd(), probe.timeout())
+            .await?;
         outputs.insert(
             probe.key(),
-            ProbeOutput::new(output.exit_code.max(0) as u32, output.stdout_text(), output.stderr_text()),
+            ProbeOutput::new(
+                output.exit_code.max(0) as u32,
+                output.stdout_text(),
+                output.stderr_text(),
+            ),
         );
     }
     O::parse_facts(input, &outputs).map_err(|error| OperationError::Facts(error.to_string()))
@@ -263,7 +294,13 @@ async fn execute_removing<O: Operation>(
                 let step = writer.current_step();
                 let message = error.to_string();
                 writer
-                    .write(&label, step, "failed", json!({ "kind": error_kind(&error), "message": message }), Some(&message))
+                    .write(
+                        &label,
+                        step,
+                        "failed",
+                        json!({ "kind": error_kind(&error), "message": message }),
+                        Some(&message),
+                    )
                     .await?;
             }
             Err(error)
@@ -298,7 +335,13 @@ async fn run_operation<O: Operation>(
                     "message": error.to_string(),
                 });
                 writer
-                    .write(&label, writer.current_step(), "failed", details, Some(&error.to_string()))
+                    .write(
+                        &label,
+                        writer.current_step(),
+                        "failed",
+                        details,
+                        Some(&error.to_string()),
+                    )
                     .await?;
                 writer.mark_failure_recorded();
             }
@@ -317,7 +360,11 @@ fn plan_user(plan: &Plan) -> Option<RemoteUser> {
 
 /// Packages installed in several versions side by side keep one record per version.
 fn record_instance(record: &Record) -> &str {
-    if record.package_name == PackageName::Php.as_str() { &record.version } else { "" }
+    if record.package_name == PackageName::Php.as_str() {
+        &record.version
+    } else {
+        ""
+    }
 }
 
 fn error_kind(error: &OperationError) -> &'static str {
@@ -358,7 +405,10 @@ impl EventWriter {
             service_type: <O::Package as Package>::TYPE.as_str(),
             provision_type: O::ACTION.provision_type(),
             total: <O::Milestone as Milestone>::ALL.len() as i32,
-            first_label: <O::Milestone as Milestone>::ALL.first().map(|milestone| milestone.label()).unwrap_or("Starting"),
+            first_label: <O::Milestone as Milestone>::ALL
+                .first()
+                .map(|milestone| milestone.label())
+                .unwrap_or("Starting"),
             run: brokeforge_db::clock::now_millis(),
             current: Mutex::new((0, String::new())),
             failure_recorded: Mutex::new(false),
@@ -371,7 +421,11 @@ impl EventWriter {
 
     fn current_label(&self) -> String {
         let current = self.current.lock().expect("event writer lock");
-        if current.1.is_empty() { self.first_label.to_owned() } else { current.1.clone() }
+        if current.1.is_empty() {
+            self.first_label.to_owned()
+        } else {
+            current.1.clone()
+        }
     }
 
     fn failure_recorded(&self) -> bool {
@@ -439,10 +493,16 @@ impl EventWriter {
 impl PlanObserver for EventWriter {
     async fn on_milestone(&self, _step_index: usize, milestone: MilestoneReached) -> Result<(), ObserverError> {
         *self.current.lock().expect("event writer lock") = (milestone.index as i32, milestone.label.to_owned());
-        self.write(milestone.label, milestone.index as i32, "running", json!({ "key": milestone.key }), None)
-            .await
-            .map(|_| ())
-            .map_err(|error| ObserverError(format!("cannot record progress: {error}")))
+        self.write(
+            milestone.label,
+            milestone.index as i32,
+            "running",
+            json!({ "key": milestone.key }),
+            None,
+        )
+        .await
+        .map(|_| ())
+        .map_err(|error| ObserverError(format!("cannot record progress: {error}")))
     }
 
     async fn on_output(&self, step_index: usize, stream: Stream, chunk: &[u8]) {
@@ -533,9 +593,13 @@ pub async fn execute_payload(
 ) -> Result<OperationOutcome, OperationError> {
     let events = payload.events;
     match &payload.operation {
-        PackageOperation::TimeSyncInstall(input) => execute::<TimeSyncInstall>(environment, events, job_id, input).await,
+        PackageOperation::TimeSyncInstall(input) => {
+            execute::<TimeSyncInstall>(environment, events, job_id, input).await
+        }
         PackageOperation::TimeSyncRemove(input) => execute::<TimeSyncRemove>(environment, events, job_id, input).await,
-        PackageOperation::FirewallInstall(input) => execute::<FirewallInstall>(environment, events, job_id, input).await,
+        PackageOperation::FirewallInstall(input) => {
+            execute::<FirewallInstall>(environment, events, job_id, input).await
+        }
         PackageOperation::FirewallRuleInstall(input) => {
             execute::<FirewallRuleInstall>(environment, events, job_id, input).await
         }
@@ -563,14 +627,19 @@ pub async fn execute_payload(
             execute::<SupervisorInstall>(environment, events, job_id, input).await
         }
         PackageOperation::NodeJsInstall(input) => execute::<NodeJsInstall>(environment, events, job_id, input).await,
-        PackageOperation::ComposerInstall(input) => execute::<ComposerInstall>(environment, events, job_id, input).await,
+        PackageOperation::ComposerInstall(input) => {
+            execute::<ComposerInstall>(environment, events, job_id, input).await
+        }
         PackageOperation::SiteCommandRun(input) => execute::<SiteCommandRun>(environment, events, job_id, input).await,
     }
 }
 
 /// Enqueues one operation on a server: one job per unit of work, one running
 /// operation per server at a time (the others wait their turn).
-pub async fn enqueue(queue: &Queue, payload: &PackageOperationPayload) -> Result<brokeforge_queue::JobId, brokeforge_queue::QueueError> {
+pub async fn enqueue(
+    queue: &Queue,
+    payload: &PackageOperationPayload,
+) -> Result<brokeforge_queue::JobId, brokeforge_queue::QueueError> {
     let subject = format!("server:{}", payload.events.server_id());
     let job = NewJob::with_payload(PACKAGE_OPERATION_KIND, payload)
         .expect("operation payloads serialise")
@@ -585,13 +654,16 @@ pub async fn enqueue(queue: &Queue, payload: &PackageOperationPayload) -> Result
 /// names, run it, report the outcome.
 pub fn register(registry: &mut Registry, environment: &OperationEnvironment) {
     let environment = environment.clone();
-    registry.register(PACKAGE_OPERATION_KIND, move |context: JobContext, payload: PackageOperationPayload| {
-        let environment = environment.clone();
-        async move {
-            execute_payload(&environment, Some(context.id.0), &payload)
-                .await
-                .map(|_| ())
-                .map_err(OperationError::into_job_error)
-        }
-    });
+    registry.register(
+        PACKAGE_OPERATION_KIND,
+        move |context: JobContext, payload: PackageOperationPayload| {
+            let environment = environment.clone();
+            async move {
+                execute_payload(&environment, Some(context.id.0), &payload)
+                    .await
+                    .map(|_| ())
+                    .map_err(OperationError::into_job_error)
+            }
+        },
+    );
 }

@@ -34,7 +34,12 @@ async fn fixture() -> Fixture {
     let sealer = Arc::new(Sealer::new(&MasterKey::generate().unwrap()));
     let user = brokeforge_db::users::insert(
         &db,
-        &brokeforge_db::users::NewUser { email: "ops@example.com", name: "Ops", password_hash: "x", is_admin: false },
+        &brokeforge_db::users::NewUser {
+            email: "ops@example.com",
+            name: "Ops",
+            password_hash: "x",
+            is_admin: false,
+        },
     )
     .await
     .unwrap();
@@ -51,14 +56,25 @@ async fn fixture() -> Fixture {
     )
     .await
     .unwrap();
-    server_access::pin_host_key(&db, server.id, sshd.host_public_key()).await.unwrap();
+    server_access::pin_host_key(&db, server.id, sshd.host_public_key())
+        .await
+        .unwrap();
     for role in ["root", "brokeforge"] {
         let keypair = brokeforge_ssh::generate_keypair(&format!("brokeforge-{role}"));
         sshd.authorize_key(&keypair.public_openssh);
-        let sealed = sealer.seal_str(keypair.private_openssh.expose(), &credential_aad(server.id, role)).unwrap();
-        server_access::store_credential(&db, server.id, role, Some(sshd.user()), &sealed, &keypair.public_openssh)
-            .await
+        let sealed = sealer
+            .seal_str(keypair.private_openssh.expose(), &credential_aad(server.id, role))
             .unwrap();
+        server_access::store_credential(
+            &db,
+            server.id,
+            role,
+            Some(sshd.user()),
+            &sealed,
+            &keypair.public_openssh,
+        )
+        .await
+        .unwrap();
     }
     let site_id: i64 = with_pool!(db, |pool| sqlx::query_scalar::<_, i64>(
         "INSERT INTO server_sites (server_id, domain, site_type, document_root, created_at, updated_at) \
@@ -75,7 +91,13 @@ async fn fixture() -> Fixture {
         ssh: SshPool::new(PoolConfig::default()),
         live_output: LiveOutput::default(),
     };
-    Fixture { environment, sshd, server_id: server.id, site_id, _data: data }
+    Fixture {
+        environment,
+        sshd,
+        server_id: server.id,
+        site_id,
+        _data: data,
+    }
 }
 
 fn command(fixture: &Fixture, text: &str) -> SiteCommandInput {
@@ -89,7 +111,10 @@ fn command(fixture: &Fixture, text: &str) -> SiteCommandInput {
 
 /// (milestone, current_step, total_steps, status, details) of the site's events.
 async fn site_events(db: &Db, site_id: i64) -> Vec<(String, i32, i32, String, serde_json::Value)> {
-    with_pool!(db, |pool| sqlx::query_as::<_, (String, i32, i32, String, sqlx::types::Json<serde_json::Value>)>(
+    with_pool!(db, |pool| sqlx::query_as::<
+        _,
+        (String, i32, i32, String, sqlx::types::Json<serde_json::Value>),
+    >(
         "SELECT milestone, current_step, total_steps, status, details FROM server_site_package_events \
          WHERE site_id = $1 ORDER BY id"
     )
@@ -105,15 +130,22 @@ async fn site_events(db: &Db, site_id: i64) -> Vec<(String, i32, i32, String, se
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_site_command_runs_over_ssh_and_records_one_event_per_milestone() {
     let fixture = fixture().await;
-    let events = EventTarget::Site { server_id: fixture.server_id, site_id: fixture.site_id };
+    let events = EventTarget::Site {
+        server_id: fixture.server_id,
+        site_id: fixture.site_id,
+    };
     let input = command(&fixture, "echo \"hello from $(whoami)\" > out.txt; echo note >&2");
-    let outcome = operations::execute::<SiteCommandRun>(&fixture.environment, events, Some(41), &input).await.unwrap();
+    let outcome = operations::execute::<SiteCommandRun>(&fixture.environment, events, Some(41), &input)
+        .await
+        .unwrap();
     assert!(outcome.changed);
     let written = std::fs::read_to_string(fixture.sshd.work_dir().join("out.txt")).unwrap();
     assert_eq!(written, format!("hello from {}\n", fixture.sshd.user()));
     let recorded = site_events(&fixture.environment.db, fixture.site_id).await;
-    let summary: Vec<(&str, i32, i32, &str)> =
-        recorded.iter().map(|(label, step, total, status, _)| (label.as_str(), *step, *total, status.as_str())).collect();
+    let summary: Vec<(&str, i32, i32, &str)> = recorded
+        .iter()
+        .map(|(label, step, total, status, _)| (label.as_str(), *step, *total, status.as_str()))
+        .collect();
     assert_eq!(
         summary,
         vec![
@@ -129,19 +161,32 @@ async fn a_site_command_runs_over_ssh_and_records_one_event_per_milestone() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failing_step_records_its_command_exit_code_and_stderr() {
     let fixture = fixture().await;
-    let events = EventTarget::Site { server_id: fixture.server_id, site_id: fixture.site_id };
+    let events = EventTarget::Site {
+        server_id: fixture.server_id,
+        site_id: fixture.site_id,
+    };
     let input = command(&fixture, "echo 'composer: lock file out of date' >&2; exit 7");
     let error = operations::execute::<SiteCommandRun>(&fixture.environment, events, Some(42), &input)
         .await
         .unwrap_err();
-    let OperationError::Ssh(ssh_error) = &error else { panic!("expected an SSH step failure, got {error}") };
+    let OperationError::Ssh(ssh_error) = &error else {
+        panic!("expected an SSH step failure, got {error}")
+    };
     assert_eq!(ssh_error.exit_code(), Some(7));
     assert!(!error.is_transient(), "a failing command is not retried blindly");
     let recorded = site_events(&fixture.environment.db, fixture.site_id).await;
     let failed = recorded.last().unwrap();
-    assert_eq!((failed.0.as_str(), failed.1, failed.3.as_str()), ("Running the command", 1, "failed"));
+    assert_eq!(
+        (failed.0.as_str(), failed.1, failed.3.as_str()),
+        ("Running the command", 1, "failed")
+    );
     assert_eq!(failed.4["exit_code"], 7);
-    assert!(failed.4["stderr_tail"].as_str().unwrap().contains("composer: lock file out of date"));
+    assert!(
+        failed.4["stderr_tail"]
+            .as_str()
+            .unwrap()
+            .contains("composer: lock file out of date")
+    );
     let shown_command = failed.4["command"].as_str().unwrap();
     assert!(shown_command.contains("exit 7"), "{shown_command}");
 }
@@ -150,11 +195,17 @@ async fn a_failing_step_records_its_command_exit_code_and_stderr() {
 async fn a_host_key_that_changed_is_refused_and_recorded() {
     let fixture = fixture().await;
     let impostor = brokeforge_ssh::generate_keypair("impostor");
-    server_access::pin_host_key(&fixture.environment.db, fixture.server_id, &impostor.public_openssh).await.unwrap();
-    let events = EventTarget::Site { server_id: fixture.server_id, site_id: fixture.site_id };
-    let error = operations::execute::<SiteCommandRun>(&fixture.environment, events, Some(43), &command(&fixture, "true"))
+    server_access::pin_host_key(&fixture.environment.db, fixture.server_id, &impostor.public_openssh)
         .await
-        .unwrap_err();
+        .unwrap();
+    let events = EventTarget::Site {
+        server_id: fixture.server_id,
+        site_id: fixture.site_id,
+    };
+    let error =
+        operations::execute::<SiteCommandRun>(&fixture.environment, events, Some(43), &command(&fixture, "true"))
+            .await
+            .unwrap_err();
     let message = error.to_string();
     assert!(message.to_lowercase().contains("host key"), "{message}");
     assert!(!fixture.sshd.work_dir().join("never").exists());
@@ -171,11 +222,17 @@ async fn operations_run_as_jobs_one_at_a_time_per_server() {
     let queue = Queue::new(fixture.environment.db.clone());
     let mut registry = Registry::new();
     operations::register(&mut registry, &fixture.environment);
-    let events = EventTarget::Site { server_id: fixture.server_id, site_id: fixture.site_id };
+    let events = EventTarget::Site {
+        server_id: fixture.server_id,
+        site_id: fixture.site_id,
+    };
     let mut ids = Vec::new();
     for n in 0..3 {
         let text = format!("echo start-{n} >> order.log; sleep 0.2; echo end-{n} >> order.log");
-        let payload = PackageOperationPayload { events, operation: PackageOperation::SiteCommandRun(command(&fixture, &text)) };
+        let payload = PackageOperationPayload {
+            events,
+            operation: PackageOperation::SiteCommandRun(command(&fixture, &text)),
+        };
         ids.push(operations::enqueue(&queue, &payload).await.unwrap());
     }
     let failing = PackageOperationPayload {
@@ -210,11 +267,22 @@ async fn operations_run_as_jobs_one_at_a_time_per_server() {
     let lines: Vec<&str> = log.lines().collect();
     assert_eq!(lines.len(), 6);
     for pair in lines.chunks(2) {
-        assert_eq!(pair[0].replace("start", "end"), pair[1], "operations on one server never overlap: {lines:?}");
+        assert_eq!(
+            pair[0].replace("start", "end"),
+            pair[1],
+            "operations on one server never overlap: {lines:?}"
+        );
     }
     let failed = queue.get(failing_id).await.unwrap().unwrap();
-    assert_eq!((failed.state, failed.attempts), (JobState::Failed, 1), "a failing command fails at once");
+    assert_eq!(
+        (failed.state, failed.attempts),
+        (JobState::Failed, 1),
+        "a failing command fails at once"
+    );
     let reason = failed.last_error.unwrap();
-    assert!(reason.contains("exit code 3") || reason.contains("exited with 3"), "{reason}");
+    assert!(
+        reason.contains("exit code 3") || reason.contains("exited with 3"),
+        "{reason}"
+    );
     assert!(!reason.contains('\n'), "one line: {reason}");
 }

@@ -36,6 +36,10 @@ pub struct ExecutorOptions {
     /// Runs of each BrokeForge workload; the median is reported.
     #[arg(long, default_value_t = 5)]
     rounds: usize,
+    /// Runs of pyinfra and the ControlMaster baseline, taking turns with BrokeForge's
+    /// (the two slowest baselines run once).
+    #[arg(long, default_value_t = 3)]
+    baseline_rounds: usize,
     /// Skip pyinfra and ansible-core (no Python venv is made).
     #[arg(long)]
     skip_python: bool,
@@ -81,8 +85,9 @@ struct Fixture {
 
 pub async fn run(options: ExecutorOptions, report: &mut Report) -> anyhow::Result<()> {
     println!(
-        "Executor benchmark: plans of `true` steps against local sshd targets (machine: {} cores)",
-        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+        "Executor benchmark: plans of `true` steps against local sshd targets (machine: {} cores, load {})",
+        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+        load_average()
     );
     let venv = if options.skip_python {
         None
@@ -93,36 +98,57 @@ pub async fn run(options: ExecutorOptions, report: &mut Report) -> anyhow::Resul
     let db = Db::connect_sqlite(data_dir.path()).await?;
     brokeforge_db::migrate::run(&db).await?;
     let fixture = prepare_fixture(&db, 20).await?;
+    let events = EventLog::start(db.clone());
     for workload in &WORKLOADS {
-        measure_workload(&options, &fixture, &db, venv.as_deref(), workload, report).await?;
+        measure_workload(&options, &fixture, &events, venv.as_deref(), workload, report).await?;
     }
     db.close().await;
+    println!("Load average at the end: {}", load_average());
     Ok(())
+}
+
+/// The 1, 5 and 15 minute load averages: other work on the machine skews every figure.
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|text| text.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "unknown".into())
 }
 
 async fn measure_workload(
     options: &ExecutorOptions,
     fixture: &Fixture,
-    db: &Db,
+    events: &EventLog,
     venv: Option<&Path>,
     workload: &Workload,
     report: &mut Report,
 ) -> anyhow::Result<()> {
     let total_steps = (workload.hosts * workload.steps) as f64;
+    let rounds = options.rounds.max(1);
+    let baseline_rounds = options.baseline_rounds.clamp(1, rounds);
+    let warm_pool = SshPool::default();
+    run_brokeforge(&warm_pool, fixture, events, workload).await?;
+
+    // BrokeForge and the quicker baselines take turns, so that a burst of load on the
+    // machine weighs on all of them alike.
     let mut cold = Vec::new();
     let mut cpu = Vec::new();
-    for _ in 0..options.rounds.max(1) {
+    let mut warm = Vec::new();
+    let mut control_master = Vec::new();
+    let mut pyinfra = Vec::new();
+    for round in 0..rounds {
         let pool = SshPool::default();
         let cpu_before = cpu_time();
-        let elapsed = run_brokeforge(&pool, fixture, db, workload).await?;
+        cold.push(run_brokeforge(&pool, fixture, events, workload).await?);
         cpu.push(cpu_time() - cpu_before);
-        cold.push(elapsed);
-    }
-    let warm_pool = SshPool::default();
-    run_brokeforge(&warm_pool, fixture, db, workload).await?;
-    let mut warm = Vec::new();
-    for _ in 0..options.rounds.max(1) {
-        warm.push(run_brokeforge(&warm_pool, fixture, db, workload).await?);
+        warm.push(run_brokeforge(&warm_pool, fixture, events, workload).await?);
+        if round < baseline_rounds {
+            let control_dir = tempfile::Builder::new().prefix("bf-cm-").tempdir_in("/tmp")?;
+            control_master.push(run_ssh(fixture, workload, Some(control_dir.path())).await);
+            stop_control_masters(fixture, workload, control_dir.path()).await;
+            if let Some(venv) = venv {
+                pyinfra.push(run_pyinfra(fixture, venv, workload).await);
+            }
+        }
     }
     let brokeforge = median(&cold);
     let cpu_per_step = median(&cpu).as_secs_f64() / total_steps;
@@ -136,7 +162,8 @@ async fn measure_workload(
             "events_persisted_per_step": 1,
         })),
         summary: format!(
-            "{:>8.3} s  (median of {}, connect included; {:.3} ms CPU per step; one event row per step)",
+            "{:>8.3} s  (median of {}, connect included; {:.2} ms control-plane CPU per step; \
+             one event row per step)",
             brokeforge.as_secs_f64(),
             cold.len(),
             cpu_per_step * 1000.0
@@ -150,53 +177,67 @@ async fn measure_workload(
         summary: format!("{warm_seconds:>8.3} s  (median of {}, pooled connection)", warm.len()),
     });
 
-    let mut baselines: Vec<(&str, anyhow::Result<Duration>, &str)> = Vec::new();
+    let mut baselines: Vec<(&str, Vec<anyhow::Result<Duration>>, &str)> = Vec::new();
     if !options.skip_ssh {
         baselines.push((
             "ssh-per-command",
-            run_ssh(fixture, workload, None).await,
+            vec![run_ssh(fixture, workload, None).await],
             "one `ssh … 'bash -se'` process per step",
         ));
     }
-    let control_dir = tempfile::Builder::new().prefix("bf-cm-").tempdir_in("/tmp")?;
     baselines.push((
         "ssh-controlmaster",
-        run_ssh(fixture, workload, Some(control_dir.path())).await,
+        control_master,
         "ControlMaster per host, master setup included",
     ));
-    stop_control_masters(fixture, workload, control_dir.path()).await;
     if let Some(venv) = venv {
-        baselines.push(("pyinfra", run_pyinfra(fixture, venv, workload).await, "pyinfra, --parallel 20"));
+        baselines.push(("pyinfra", pyinfra, "pyinfra, --parallel 20"));
         baselines.push((
             "ansible-core",
-            run_ansible(fixture, venv, workload).await,
+            vec![run_ansible(fixture, venv, workload).await],
             "ansible-playbook, command module, pipelining, forks 20",
         ));
     }
-    for (tool, result, description) in baselines {
-        match result {
-            Ok(elapsed) => {
-                let seconds = elapsed.as_secs_f64();
-                let ratio = seconds / brokeforge.as_secs_f64();
-                report.add(Row {
-                    workload: workload.name.into(),
-                    tool: tool.into(),
-                    fields: fields(json!({
-                        "seconds": round(seconds),
-                        "ratio_to_brokeforge": round(ratio),
-                    })),
-                    summary: format!("{seconds:>8.3} s  ({ratio:.1}x BrokeForge; {description})"),
-                });
+    for (tool, results, description) in baselines {
+        let mut samples = Vec::new();
+        for result in results {
+            match result {
+                Ok(elapsed) => samples.push(elapsed),
+                Err(error) => println!("{:<22} {tool:<26} failed: {error:#}", workload.name),
             }
-            Err(error) => println!("{:<22} {tool:<26} failed: {error:#}", workload.name),
         }
+        if samples.is_empty() {
+            continue;
+        }
+        let seconds = median(&samples).as_secs_f64();
+        let ratio = seconds / brokeforge.as_secs_f64();
+        let runs = if samples.len() == 1 {
+            "1 run".to_owned()
+        } else {
+            format!("median of {}", samples.len())
+        };
+        report.add(Row {
+            workload: workload.name.into(),
+            tool: tool.into(),
+            fields: fields(json!({
+                "seconds": round(seconds),
+                "ratio_to_brokeforge": round(ratio),
+                "rounds": samples.len(),
+            })),
+            summary: format!("{seconds:>8.3} s  ({ratio:.1}x BrokeForge; {runs}; {description})"),
+        });
     }
     Ok(())
 }
 
 /// Runs the workload's plans on the first `hosts` targets at once and returns the
 /// wall time.
-async fn run_brokeforge(pool: &SshPool, fixture: &Fixture, db: &Db, workload: &Workload) -> anyhow::Result<Duration> {
+async fn run_brokeforge(
+    pool: &SshPool,
+    fixture: &Fixture,
+    events: &EventLog,
+    workload: &Workload,
+) -> anyhow::Result<Duration> {
     let mut plan = Plan::builder(RemoteUser::Root);
     for _ in 0..workload.steps {
         plan.run(Cmd::new("true"));
@@ -209,7 +250,7 @@ async fn run_brokeforge(pool: &SshPool, fixture: &Fixture, db: &Db, workload: &W
         let target = fixture.targets[host].clone();
         let plan = Arc::clone(&plan);
         let observer = EventWriter {
-            db: db.clone(),
+            events: events.clone(),
             server_id: fixture.server_ids[host],
             total_steps: workload.steps as i64,
         };
@@ -221,10 +262,10 @@ async fn run_brokeforge(pool: &SshPool, fixture: &Fixture, db: &Db, workload: &W
     Ok(started.elapsed())
 }
 
-/// Writes one `server_package_events` row per finished step, as the application
-/// layer does for milestones.
+/// Records one `server_package_events` row per finished step, as the application
+/// layer does for milestones, and returns only once the row is committed.
 struct EventWriter {
-    db: Db,
+    events: EventLog,
     server_id: i64,
     total_steps: i64,
 }
@@ -235,35 +276,106 @@ impl PlanObserver for EventWriter {
     }
 
     async fn on_step_finished(&self, report: &StepReport) -> Result<(), ObserverError> {
-        if std::env::var_os("BF_BENCH_NO_DB").is_some() {
-            return Ok(());
-        }
-        let details = json!({ "exit_code": report.exit_code, "duration_ms": report.duration.as_millis() as u64 });
-        let status = if report.exit_code == 0 { "success" } else { "failed" };
-        let now = brokeforge_db::clock::now();
-        let result: Result<_, sqlx::Error> = with_pool!(self.db, |pool| {
-            sqlx::query(
-                "INSERT INTO server_package_events \
-                 (server_id, service_type, provision_type, milestone, current_step, total_steps, details, status, created_at) \
-                 VALUES ($1, 'bench', 'install', $2, $3, $4, $5, $6, $7)",
-            )
-            .bind(self.server_id)
-            .bind(format!("step_{}", report.step_index))
-            .bind(report.step_index as i64 + 1)
-            .bind(self.total_steps)
-            .bind(details.to_string())
-            .bind(status)
-            .bind(now)
-            .execute(pool)
-            .await
-            .map(|_| ())
-        });
-        result.map_err(|error| ObserverError(error.to_string()))
+        let row = EventRow {
+            server_id: self.server_id,
+            step_index: report.step_index,
+            total_steps: self.total_steps,
+            exit_code: report.exit_code,
+            duration_ms: report.duration.as_millis() as u64,
+        };
+        self.events.write(row).await.map_err(ObserverError)
     }
 
     async fn on_persist(&self, _step_index: usize, _record: &Record) -> Result<(), ObserverError> {
         Ok(())
     }
+}
+
+/// One progress event.
+struct EventRow {
+    server_id: i64,
+    step_index: usize,
+    total_steps: i64,
+    exit_code: i32,
+    duration_ms: u64,
+}
+
+type EventRequest = (EventRow, tokio::sync::oneshot::Sender<Result<(), String>>);
+
+/// SQLite has one writer at a time, so event rows go through one task that commits
+/// the rows waiting at that moment in one transaction (group commit) and then
+/// answers each writer. No row is acknowledged before its commit.
+#[derive(Clone)]
+struct EventLog {
+    sender: tokio::sync::mpsc::Sender<EventRequest>,
+}
+
+impl EventLog {
+    fn start(db: Db) -> EventLog {
+        let (sender, mut receiver) = tokio::sync::mpsc::channel::<EventRequest>(1024);
+        tokio::spawn(async move {
+            let mut batch = Vec::new();
+            while let Some(first) = receiver.recv().await {
+                batch.push(first);
+                while batch.len() < 256 {
+                    match receiver.try_recv() {
+                        Ok(next) => batch.push(next),
+                        Err(_) => break,
+                    }
+                }
+                let result = insert_events(&db, batch.iter().map(|(row, _)| row))
+                    .await
+                    .map_err(|error| error.to_string());
+                for (_, reply) in batch.drain(..) {
+                    let _ = reply.send(result.clone());
+                }
+            }
+        });
+        EventLog { sender }
+    }
+
+    async fn write(&self, row: EventRow) -> Result<(), String> {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        self.sender
+            .send((row, reply))
+            .await
+            .map_err(|_| "the event writer stopped".to_owned())?;
+        answer.await.map_err(|_| "the event writer stopped".to_owned())?
+    }
+}
+
+async fn insert_events(db: &Db, rows: impl Iterator<Item = &EventRow>) -> Result<(), sqlx::Error> {
+    let now = brokeforge_db::clock::now();
+    let rows: Vec<&EventRow> = rows.collect();
+    // The same statement for either backend's query type.
+    macro_rules! insert {
+        ($row:expr) => {{
+            let row: &EventRow = $row;
+            sqlx::query(
+                "INSERT INTO server_package_events \
+                 (server_id, service_type, provision_type, milestone, current_step, total_steps, details, status, created_at) \
+                 VALUES ($1, 'bench', 'install', $2, $3, $4, $5, $6, $7)",
+            )
+            .bind(row.server_id)
+            .bind(format!("step_{}", row.step_index))
+            .bind(row.step_index as i64 + 1)
+            .bind(row.total_steps)
+            .bind(json!({ "exit_code": row.exit_code, "duration_ms": row.duration_ms }).to_string())
+            .bind(if row.exit_code == 0 { "success" } else { "failed" })
+            .bind(now)
+        }};
+    }
+    with_pool!(db, |pool| {
+        if let [row] = rows.as_slice() {
+            insert!(row).execute(pool).await.map(|_| ())
+        } else {
+            let mut transaction = pool.begin().await?;
+            for row in &rows {
+                insert!(row).execute(&mut *transaction).await?;
+            }
+            transaction.commit().await
+        }
+    })
 }
 
 /// Starts the servers, authorizes one shared key on all of them, writes the files the
@@ -421,7 +533,10 @@ async fn prepare_venv(requested: Option<PathBuf>) -> anyhow::Result<PathBuf> {
     if venv.join("bin/pyinfra").exists() && venv.join("bin/ansible-playbook").exists() {
         return Ok(venv);
     }
-    println!("Installing pyinfra and ansible-core from PyPI into {} …", venv.display());
+    println!(
+        "Installing pyinfra and ansible-core from PyPI into {} …",
+        venv.display()
+    );
     let python = if Path::new("/usr/bin/python3").exists() {
         "/usr/bin/python3"
     } else {
@@ -430,10 +545,13 @@ async fn prepare_venv(requested: Option<PathBuf>) -> anyhow::Result<PathBuf> {
     run_checked(tokio::process::Command::new(python).args(["-m", "venv"]).arg(&venv))
         .await
         .context("python3 -m venv (install Debian's python3-venv)")?;
-    run_checked(
-        tokio::process::Command::new(venv.join("bin/pip"))
-            .args(["install", "--quiet", "--disable-pip-version-check", "pyinfra", "ansible-core"]),
-    )
+    run_checked(tokio::process::Command::new(venv.join("bin/pip")).args([
+        "install",
+        "--quiet",
+        "--disable-pip-version-check",
+        "pyinfra",
+        "ansible-core",
+    ]))
     .await
     .context("pip install pyinfra ansible-core")?;
     Ok(venv)
@@ -489,7 +607,10 @@ async fn run_ansible(fixture: &Fixture, venv: &Path, workload: &Workload) -> any
     std::fs::create_dir_all(directory.join("home"))?;
     let mut inventory = String::from("[targets]\n");
     for (host, server) in fixture.servers.iter().take(workload.hosts).enumerate() {
-        inventory.push_str(&format!("host{host} ansible_host=127.0.0.1 ansible_port={}\n", server.port()));
+        inventory.push_str(&format!(
+            "host{host} ansible_host=127.0.0.1 ansible_port={}\n",
+            server.port()
+        ));
     }
     inventory.push_str(&format!(
         "\n[targets:vars]\nansible_user={}\nansible_ssh_private_key_file={}\nansible_python_interpreter=/usr/bin/python3\n",
@@ -510,7 +631,9 @@ async fn run_ansible(fixture: &Fixture, venv: &Path, workload: &Workload) -> any
     )?;
     let mut playbook = String::from("- hosts: targets\n  gather_facts: false\n  tasks:\n");
     for step in 0..workload.steps {
-        playbook.push_str(&format!("    - name: step {step}\n      ansible.builtin.command: \"true\"\n"));
+        playbook.push_str(&format!(
+            "    - name: step {step}\n      ansible.builtin.command: \"true\"\n"
+        ));
     }
     std::fs::write(directory.join("playbook.yml"), playbook)?;
     let started = Instant::now();

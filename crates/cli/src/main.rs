@@ -1,5 +1,6 @@
 //! The `brokeforge` binary: runs the control plane (`serve`), extra workers
-//! (`worker`), migrations (`migrate`) and administration (`admin`).
+//! (`worker`), migrations (`migrate`) and administration (`admin`), and talks to a
+//! running control plane as an API client (`login`, `servers`, `jobs`).
 
 mod admin;
 mod client;

@@ -3,11 +3,15 @@
 //! get a grace period to finish, and the rest go back to the queue.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+
 use brokeforge_app::jobs::{JobEnvironment, registry};
+use brokeforge_app::operations::{LiveOutput, OperationEnvironment};
 use brokeforge_queue::{Queue, WorkerConfig, WorkerPool};
+use brokeforge_ssh::{PoolConfig, SshPool};
 use tokio::sync::watch;
 
 use crate::GlobalOptions;
@@ -56,16 +60,25 @@ fn shutdown_signal() -> anyhow::Result<watch::Receiver<bool>> {
     Ok(receiver)
 }
 
-fn worker_pool(db: &brokeforge_db::Db, options: &WorkerOptions) -> WorkerPool {
-    worker_pool_on(Queue::new(db.clone()), options)
+/// What package operations need: the database, the sealer for SSH keys, one SSH
+/// connection pool for the process, and the live-output fan-out.
+fn operation_environment(state: &startup::ControlPlaneState) -> OperationEnvironment {
+    OperationEnvironment {
+        db: state.db.clone(),
+        sealer: Arc::clone(&state.sealer),
+        ssh: SshPool::new(PoolConfig::default()),
+        live_output: LiveOutput::default(),
+    }
 }
 
 /// A worker pool on `queue`, so that jobs enqueued through the same handle wake it at once.
-fn worker_pool_on(queue: Queue, options: &WorkerOptions) -> WorkerPool {
+fn worker_pool_on(queue: Queue, options: &WorkerOptions, operations: &OperationEnvironment) -> WorkerPool {
     let mut config = WorkerConfig::new(options.workers);
     config.shutdown_grace = Duration::from_secs(options.shutdown_grace);
     let environment = JobEnvironment { db: queue.db().clone() };
-    WorkerPool::new(queue, registry(&environment), config)
+    let mut registry = registry(&environment);
+    brokeforge_app::operations::register(&mut registry, operations);
+    WorkerPool::new(queue, registry, config)
 }
 
 pub async fn serve(global: &GlobalOptions, options: ServeOptions) -> anyhow::Result<()> {
@@ -80,7 +93,8 @@ pub async fn serve(global: &GlobalOptions, options: ServeOptions) -> anyhow::Res
     let state = startup::open(global).await?;
     let address = listener.local_addr()?;
     let queue = Queue::new(state.db.clone());
-    let workers = tokio::spawn(worker_pool_on(queue.clone(), &options.workers).run(shutdown.clone()));
+    let operations = operation_environment(&state);
+    let workers = tokio::spawn(worker_pool_on(queue.clone(), &options.workers, &operations).run(shutdown.clone()));
     let web_config = brokeforge_web::WebConfig {
         public_url: options.public_url.clone(),
         address_policy: brokeforge_app::servers::AddressPolicy {
@@ -132,7 +146,10 @@ pub async fn worker(global: &GlobalOptions, options: WorkerOptions) -> anyhow::R
         workers = options.workers,
         "BrokeForge worker is running"
     );
-    worker_pool(&state.db, &options).run(shutdown).await;
+    let operations = operation_environment(&state);
+    worker_pool_on(Queue::new(state.db.clone()), &options, &operations)
+        .run(shutdown)
+        .await;
     state.db.close().await;
     Ok(())
 }

@@ -1,6 +1,8 @@
 //! Opening the control plane's state: database, migrations and master key, in an
 //! order that leaves nothing half-written when a step fails.
 
+use std::sync::Arc;
+
 use brokeforge_db::{Db, DbConfig, MasterKey, Sealer};
 
 use crate::GlobalOptions;
@@ -8,7 +10,7 @@ use crate::GlobalOptions;
 /// An opened, migrated database and the sealer for its secrets.
 pub struct ControlPlaneState {
     pub db: Db,
-    pub sealer: Sealer,
+    pub sealer: Arc<Sealer>,
 }
 
 /// Connects to the database the options name.
@@ -32,7 +34,10 @@ pub async fn open(options: &GlobalOptions) -> anyhow::Result<ControlPlaneState> 
     let db = connect(options).await?;
     brokeforge_db::migrate::run(&db).await?;
     let sealer = brokeforge_db::seal::verify_master_key(&db, key, &options.data_dir).await?;
-    Ok(ControlPlaneState { db, sealer })
+    Ok(ControlPlaneState {
+        db,
+        sealer: Arc::new(sealer),
+    })
 }
 
 /// `brokeforge migrate`: applies migrations and reports what it did.

@@ -78,8 +78,8 @@ pub async fn delete_server_package(
         .bind(package_name)
         .bind(instance)
         .execute(pool)
-            .await?
-            .rows_affected()
+        .await?
+        .rows_affected()
     });
     Ok(deleted > 0)
 }

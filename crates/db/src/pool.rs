@@ -63,7 +63,10 @@ pub enum PoolRef<'a> {
 enum AnyPool {
     Sqlite(SqlitePool),
     /// The main pool, and a small one whose commits do not wait for the WAL flush.
-    Postgres { main: PgPool, relaxed: PgPool },
+    Postgres {
+        main: PgPool,
+        relaxed: PgPool,
+    },
 }
 
 /// A cheap-to-clone handle to the control plane's database.

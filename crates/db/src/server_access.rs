@@ -43,10 +43,12 @@ pub fn credential_aad(server_id: i64, role: &str) -> String {
 /// The server's endpoint, if the server exists.
 pub async fn endpoint(db: &Db, server_id: i64) -> Result<Option<ServerEndpoint>, DbError> {
     Ok(crate::with_pool!(db, |pool| {
-        sqlx::query_as::<_, ServerEndpoint>("SELECT id, user_id, public_ip, ssh_port, host_key FROM servers WHERE id = $1")
-            .bind(server_id)
-            .fetch_optional(pool)
-            .await?
+        sqlx::query_as::<_, ServerEndpoint>(
+            "SELECT id, user_id, public_ip, ssh_port, host_key FROM servers WHERE id = $1",
+        )
+        .bind(server_id)
+        .fetch_optional(pool)
+        .await?
     }))
 }
 
@@ -62,7 +64,11 @@ pub async fn pin_host_key(db: &Db, server_id: i64, host_key: &str) -> Result<(),
             .await?
             .rows_affected()
     });
-    if changed == 1 { Ok(()) } else { Err(DbError::NotFound("server")) }
+    if changed == 1 {
+        Ok(())
+    } else {
+        Err(DbError::NotFound("server"))
+    }
 }
 
 /// Stores (or replaces) a role's credentials. `private_key_sealed` must have been

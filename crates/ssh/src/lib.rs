@@ -19,6 +19,7 @@ pub mod keys;
 pub mod pool;
 mod runner;
 mod scrub;
+mod transport;
 
 pub use error::{ErrorKind, SshError};
 pub use executor::{CommandOutput, MilestoneReached, ObserverError, PlanObserver, PlanReport, StepReport, Stream};

@@ -21,6 +21,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::error::{DisplayDuration, SshError};
 use crate::keys::{ClientKey, HostKey};
+use crate::transport::QuickAckStream;
 
 /// How connections are made and used.
 #[derive(Clone, Debug)]
@@ -465,7 +466,7 @@ async fn connect(
     let Some(stream) = stream else {
         return Err(unreachable(last_problem));
     };
-    let _ = stream.set_nodelay(true);
+    let stream = QuickAckStream::new(stream);
 
     let mut russh_config = client::Config {
         keepalive_interval: Some(config.keepalive_interval),

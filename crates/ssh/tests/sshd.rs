@@ -7,7 +7,7 @@ mod support;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use brokeforge_core::{Cmd, FileContents, Plan, Record, RemotePath, Secret, ShellArg, Step};
+use brokeforge_core::{Cmd, FileContents, Plan, Record, RemotePath, Secret, ShellArg};
 use brokeforge_ssh::{ErrorKind, HostKey, SshError, Stream, Target, generate_keypair};
 use brokeforge_testkit::SshServer;
 use support::{Event, Recorder, Stage, builder, pool, remote_processes, script, target};
@@ -157,7 +157,6 @@ async fn a_timeout_kills_the_remote_process_and_its_children() {
     let server = SshServer::start();
     let pool = pool();
     let target = target(&server);
-    let recorder = Recorder::default();
     let mut plan = builder();
     plan.run_with_timeout(
         script("sleep 31.5 & sleep 32.5; echo not reached"),
@@ -179,15 +178,15 @@ async fn a_timeout_kills_the_remote_process_and_its_children() {
     assert!(during.iter().any(|line| line.ends_with("sleep 31.5")), "{during:#?}");
     assert!(during.iter().any(|line| line.ends_with("sleep 32.5")), "{during:#?}");
 
-    let (result, step_recorder) = running.await.unwrap();
+    let (result, recorder) = running.await.unwrap();
     let error = result.unwrap_err();
     assert_eq!(error.kind(), ErrorKind::CommandTimeout);
     assert_eq!(
         error.to_string(),
         "step 1 timed out after 1s: sleep 31.5 & sleep 32.5; echo not reached"
     );
-    let Some(Event::Finished(report)) = step_recorder.events().last().cloned() else {
-        panic!("no report: {:?}", step_recorder.events());
+    let Some(Event::Finished(report)) = recorder.events().last().cloned() else {
+        panic!("no report: {:?}", recorder.events());
     };
     assert!(report.timed_out);
     assert_eq!(report.exit_code, 124);
@@ -198,7 +197,63 @@ async fn a_timeout_kills_the_remote_process_and_its_children() {
         !after.iter().any(|line| line.contains("sleep 3")),
         "left behind: {after:#?}"
     );
-    drop(recorder);
+}
+
+/// The limit is kept on the server: when the connection breaks, the step still ends
+/// at its timeout although nobody is left to ask for it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_timeout_holds_after_the_connection_is_gone() {
+    let server = SshServer::start();
+    let pool = pool();
+    let target = target(&server);
+    let mut plan = builder();
+    plan.run_with_timeout(script("echo started $$; sleep 33.5"), Duration::from_millis(1500));
+    let plan = Arc::new(plan.build());
+    let recorder = Arc::new(Recorder::default());
+    let running = tokio::spawn({
+        let (pool, target, plan, recorder) = (pool.clone(), target.clone(), Arc::clone(&plan), Arc::clone(&recorder));
+        async move { pool.run_plan(&target, &plan, &*recorder).await }
+    });
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while recorder.output(0, Stream::Stdout).is_empty() {
+        assert!(Instant::now() < deadline, "the step did not start");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let cut_at = Instant::now();
+    server.drop_connections();
+    let error = running.await.unwrap().unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::ConnectionLost, "{error}");
+
+    // A new connection sees the step still running, then gone once its limit passed.
+    let during = remote_processes(&pool, &target).await;
+    assert!(during.iter().any(|line| line.ends_with("sleep 33.5")), "{during:#?}");
+    tokio::time::sleep(Duration::from_millis(2500).saturating_sub(cut_at.elapsed())).await;
+    let after = remote_processes(&pool, &target).await;
+    assert!(
+        !after.iter().any(|line| line.contains("sleep 33.5")),
+        "left behind: {after:#?}"
+    );
+    // The runner of the broken run is gone too. In the step's subshell `$$` is its id.
+    let runner_pid: u32 = String::from_utf8(recorder.output(0, Stream::Stdout))
+        .unwrap()
+        .trim()
+        .strip_prefix("started ")
+        .unwrap()
+        .parse()
+        .unwrap();
+    let runner = pool
+        .run_command(
+            &target,
+            &Cmd::new("ps -o stat= -p").arg(runner_pid),
+            Duration::from_secs(10),
+        )
+        .await
+        .unwrap();
+    let state = runner.stdout_text();
+    assert!(
+        state.trim().is_empty() || state.starts_with('Z'),
+        "runner left behind: {state}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -686,5 +741,4 @@ async fn fifty_true_steps_run_through_one_channel() {
         })
         .collect();
     assert_eq!(steps, (0..50).collect::<Vec<_>>());
-    let _ = Step::Persist(Record::new("a", "b", "c"));
 }

@@ -5,7 +5,9 @@
 //! The server is stopped when its [`SshServer`] is dropped and, through
 //! `PR_SET_PDEATHSIG`, when the test process exits. [`SshServer::kill`] ends it (and
 //! every session it started) at once, to simulate a crash in the middle of a test;
-//! [`SshServer::restart`] starts it again on the same port with the same host key.
+//! [`SshServer::drop_connections`] cuts the connections but leaves the sessions'
+//! processes running, as a network failure would; [`SshServer::restart`] starts it
+//! again on the same port with the same host key.
 //!
 //! Starting servers needs root: the account is created with `useradd` when missing,
 //! and `sshd` must run as root to switch to it. Tests that cannot get what they need
@@ -196,6 +198,28 @@ impl SshServer {
         if let Some(mut child) = self.child.lock().unwrap().take() {
             kill_tree(child.id());
             let _ = child.wait();
+        }
+    }
+
+    /// Cuts every connection, as a network failure would: kills the server's
+    /// per-connection processes and leaves the listener and the processes the
+    /// sessions started running.
+    pub fn drop_connections(&self) {
+        let Some(listener) = self.child.lock().unwrap().as_ref().map(Child::id) else {
+            return;
+        };
+        let mut tree = vec![listener];
+        let mut index = 0;
+        while index < tree.len() {
+            let parent = tree[index];
+            tree.extend(children_of(parent));
+            index += 1;
+        }
+        for pid in tree.into_iter().skip(1) {
+            let command = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+            if command.trim() == "sshd" {
+                unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
+            }
         }
     }
 

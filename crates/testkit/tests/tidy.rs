@@ -153,9 +153,33 @@ fn no_test_is_ignored() {
 #[test]
 fn shell_commands_are_not_built_with_format() {
     const COMMAND_WORDS: &[&str] = &[
-        "apt-get", "apt", "systemctl", "sudo", "chmod", "chown", "mkdir", "rm", "nginx", "bash", "sh", "ufw",
-        "useradd", "usermod", "ln", "cd", "echo", "cat", "printf", "mv", "cp", "git", "php", "composer", "curl",
-        "tee", "timeout",
+        "apt-get",
+        "apt",
+        "systemctl",
+        "sudo",
+        "chmod",
+        "chown",
+        "mkdir",
+        "rm",
+        "nginx",
+        "bash",
+        "sh",
+        "ufw",
+        "useradd",
+        "usermod",
+        "ln",
+        "cd",
+        "echo",
+        "cat",
+        "printf",
+        "mv",
+        "cp",
+        "git",
+        "php",
+        "composer",
+        "curl",
+        "tee",
+        "timeout",
     ];
     const CHAINS: &[&str] = &[" && ", " || ", "$("];
     let allowed_roots = ["crates/core/", "crates/testkit/", "crates/bench/"];
@@ -178,5 +202,8 @@ fn shell_commands_are_not_built_with_format() {
             }
         }
     }
-    assert!(offenders.is_empty(), "shell commands built with format! (use brokeforge_core::Cmd): {offenders:#?}");
+    assert!(
+        offenders.is_empty(),
+        "shell commands built with format! (use brokeforge_core::Cmd): {offenders:#?}"
+    );
 }

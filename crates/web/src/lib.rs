@@ -82,6 +82,29 @@ pub fn router(state: AppState) -> Router {
         .layer(axum::middleware::from_fn_with_state(state.clone(), auth::csrf_guard))
         .layer(axum::middleware::from_fn(auth::security_headers))
         .layer(axum::extract::DefaultBodyLimit::max(1024 * 1024))
-        .layer(tower_http::trace::TraceLayer::new_for_http())
+        .layer(tower_http::trace::TraceLayer::new_for_http().make_span_with(request_span))
         .with_state(state)
+}
+
+/// The tracing span of a request. The path is logged without the one-time setup
+/// token (query strings are never logged), so no credential reaches the logs.
+fn request_span(request: &axum::http::Request<axum::body::Body>) -> tracing::Span {
+    tracing::debug_span!("request", method = %request.method(), path = %loggable_path(request.uri().path()))
+}
+
+/// `path` with the secret part of `/setup/<token>` masked.
+pub fn loggable_path(path: &str) -> String {
+    match path.strip_prefix("/setup/") {
+        Some(_) => "/setup/***".to_owned(),
+        None => path.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn setup_tokens_never_reach_the_logs() {
+        assert_eq!(super::loggable_path("/setup/0123abcd"), "/setup/***");
+        assert_eq!(super::loggable_path("/servers/4"), "/servers/4");
+    }
 }

@@ -923,3 +923,114 @@ async fn administrators_manage_users_and_nobody_sees_password_hashes() {
         assert_eq!(status, StatusCode::NOT_FOUND);
     }
 }
+
+#[tokio::test]
+async fn sign_out_and_password_changes_end_sessions() {
+    let app = TestApp::sqlite().await;
+    let mut ada = app.user("ada@example.com", false).await;
+    let first = ada.clone();
+    app.new_session(&mut ada).await;
+    let (status, _, _) = app.page(Method::GET, "/", Some(&first), &[]).await;
+    assert_eq!(status, StatusCode::OK);
+
+    // A wrong current password and a mismatched confirmation are both reported.
+    let (status, _, html) = app
+        .page(
+            Method::POST,
+            "/account/password",
+            Some(&ada),
+            &[
+                ("current_password", "nope"),
+                ("new_password", "another long password"),
+                ("password_confirmation", "x"),
+            ],
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(html.contains("current_password-error") && html.contains("password_confirmation-error"));
+    let new_password = "another long password";
+    let (status, headers, _) = app
+        .page(
+            Method::POST,
+            "/account/password",
+            Some(&ada),
+            &[
+                ("current_password", PASSWORD),
+                ("new_password", new_password),
+                ("password_confirmation", new_password),
+            ],
+        )
+        .await;
+    assert_eq!(
+        (status, location(&headers)),
+        (StatusCode::SEE_OTHER, "/account?notice=password_changed".to_owned())
+    );
+    let (status, headers, _) = app.page(Method::GET, "/", Some(&first), &[]).await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "the other session ended");
+    assert!(location(&headers).starts_with("/login"));
+    let (status, _, _) = app.page(Method::GET, "/", Some(&ada), &[]).await;
+    assert_eq!(status, StatusCode::OK, "the session that changed the password stays");
+
+    // Signing out ends the session and clears the cookie.
+    let (status, headers, _) = app.page(Method::POST, "/logout", Some(&ada), &[]).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert!(
+        headers
+            .get(header::SET_COOKIE)
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .contains("Max-Age=0")
+    );
+    let (status, _, _) = app.page(Method::GET, "/", Some(&ada), &[]).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let (status, body) = app
+        .api(
+            Method::POST,
+            "/api/v1/auth/token",
+            None,
+            Some(json!({ "email": "ada@example.com", "password": new_password })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "the new password works: {body}");
+}
+
+#[tokio::test]
+async fn a_password_typed_into_the_email_field_is_not_recorded() {
+    let app = TestApp::sqlite().await;
+    app.user("ada@example.com", false).await;
+    let (status, _) = app
+        .api(
+            Method::POST,
+            "/api/v1/auth/token",
+            None,
+            Some(json!({ "email": "my secret password", "password": "x" })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    let (status, _) = app
+        .api(
+            Method::POST,
+            "/api/v1/auth/token",
+            None,
+            Some(json!({ "email": "ada@example.com", "password": "wrong one" })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    let actors: Vec<(String, Option<i64>)> = brokeforge_db::with_pool!(app.db(), |pool| {
+        sqlx::query_as::<_, (String, Option<i64>)>(
+            "SELECT actor, user_id FROM audit_events WHERE action = 'auth.sign_in_failed' ORDER BY id",
+        )
+        .fetch_all(pool)
+        .await
+        .unwrap()
+    });
+    assert_eq!(
+        actors,
+        [
+            ("(not an email address)".to_owned(), None),
+            ("ada@example.com".to_owned(), Some(1))
+        ],
+        "failed sign-ins are audited, on the account when it exists"
+    );
+}

@@ -104,10 +104,8 @@ pub async fn follow(client: &ApiClient, job_id: i64, json: bool) -> anyhow::Resu
             Ok(())
         }
         state => {
-            if !json {
-                if let Some(event) = failed_event(&job) {
-                    print_failure(event);
-                }
+            if !json && let Some(event) = failed_event(&job) {
+                print_failure(event);
             }
             let reason = job["last_error"].as_str().unwrap_or(state);
             bail!("job #{job_id} {state}: {reason}")

@@ -20,8 +20,19 @@ use crate::views::TokenView;
 
 /// Only local paths are followed after sign-in, never another site.
 fn safe_next(next: Option<&str>) -> String {
+    // Browsers drop tabs and newlines from URLs, so `/\t/evil.example` would become
+    // `//evil.example`: control characters and whitespace are refused outright.
     match next {
-        Some(path) if path.starts_with('/') && !path.starts_with("//") && !path.contains('\\') => path.to_owned(),
+        Some(path)
+            if path.starts_with('/')
+                && !path.starts_with("//")
+                && !path.contains('\\')
+                && !path
+                    .chars()
+                    .any(|character| character.is_control() || character.is_whitespace()) =>
+        {
+            path.to_owned()
+        }
         _ => "/".to_owned(),
     }
 }
@@ -422,4 +433,26 @@ pub async fn delete_user(
 ) -> Result<Response, PageError> {
     auth::admin_delete_user(&state.db, &principal, crate::routes::parse_id(&user_id, "user")?).await?;
     Ok(Redirect::to("/admin/users?notice=user_deleted").into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::safe_next;
+
+    #[test]
+    fn only_local_paths_are_followed_after_sign_in() {
+        assert_eq!(safe_next(Some("/servers/3?notice=x")), "/servers/3?notice=x");
+        for hostile in [
+            "//evil.example",
+            "https://evil.example",
+            "/\\evil.example",
+            "/\t/evil.example",
+            "/\n/evil.example",
+            "evil",
+            "",
+        ] {
+            assert_eq!(safe_next(Some(hostile)), "/", "{hostile:?}");
+        }
+        assert_eq!(safe_next(None), "/");
+    }
 }

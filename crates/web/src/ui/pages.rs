@@ -393,7 +393,17 @@ pub async fn api_reference(State(state): State<AppState>, headers: axum::http::H
                     .map(|responses| {
                         responses
                             .iter()
-                            .map(|(code, response)| json!({ "code": code, "description": response.get("description") }))
+                            .map(|(code, response)| {
+                                let schema = response
+                                    .pointer("/content/application~1json/schema/$ref")
+                                    .and_then(|value| value.as_str())
+                                    .map(|reference| reference.rsplit('/').next().unwrap_or("").to_owned());
+                                let description = response
+                                    .get("description")
+                                    .and_then(|value| value.as_str())
+                                    .filter(|text| !text.is_empty());
+                                json!({ "code": code, "description": description, "schema": schema })
+                            })
                             .collect()
                     })
                     .unwrap_or_default();

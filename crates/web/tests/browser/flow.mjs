@@ -19,8 +19,8 @@ function expect(condition, message) {
   }
 }
 
-async function shot(page, name) {
-  await page.screenshot({ path: join(shots, name + ".png"), fullPage: true });
+async function shot(page, name, fullPage = true) {
+  await page.screenshot({ path: join(shots, name + ".png"), fullPage });
 }
 
 async function text(page, selector) {
@@ -146,7 +146,7 @@ try {
   expect((await text(page, "#created-token")).startsWith("bf_"), "a new token is shown once");
   await shot(page, "13-token-created");
   await page.goto(base + "/api");
-  await shot(page, "14-api-reference");
+  await shot(page, "14-api-reference", false);
   await page.goto(base + "/admin/users");
   await shot(page, "15-users");
   await page.goto(base + "/");
