@@ -17,8 +17,8 @@
 //! lines from the runner and, when a step's limit passes, sends SIGTERM to its
 //! group, then SIGKILL after the grace period: the semantics of `timeout
 //! --kill-after`, without a `timeout` and a `bash` process per step. Measured here:
-//! `timeout -k 5 N bash` costs about 20 ms per step on a loaded 2-core machine, the
-//! forked subshell about 1 ms. The watchdog outlives a runner that dies, so a limit
+//! `timeout -k 5 N bash -c …` costs 10–20 ms per step on a loaded 2-core machine, the
+//! forked subshell 1–2 ms. The watchdog outlives a runner that dies, so a limit
 //! holds even when the connection to the control plane is gone. A step whose exit
 //! code is not 0 after its limit passed counts as timed out.
 //!

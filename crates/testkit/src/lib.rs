@@ -1,6 +1,7 @@
 //! BrokeForge's test kit: real services for the test suites, started on loopback in
 //! temporary directories. Nothing here is faked: PostgreSQL is Debian's own server,
-//! started with `initdb` and `postgres` on a free port.
+//! started with `initdb` and `postgres` on a free port, and [`SshServer`] is Debian's
+//! OpenSSH `sshd` with a temporary configuration and a dedicated test account.
 //!
 //! Set `BROKEFORGE_TEST_DATABASE_URL` to use an existing PostgreSQL instead (the test
 //! script does, so that the whole run shares one cluster); each test still gets a
