@@ -174,32 +174,13 @@ impl Queue {
         &self.wake
     }
 
-    /// Adds a job; idle workers in this process are woken at once.
+    /// Adds a job; an idle worker in this process is woken at once.
     pub async fn enqueue(&self, job: NewJob) -> Result<JobId, QueueError> {
-        let now = brokeforge_db::clock::now_millis();
-        let id: i64 = with_pool!(self.db, |pool| {
-            sqlx::query_scalar::<_, i64>(
-                "INSERT INTO jobs (kind, payload, subject, exclusivity_key, state, priority, attempts, \
-                 max_attempts, timeout_ms, run_at, cancel_requested, created_at, updated_at) \
-                 VALUES ($1, $2, $3, $4, 'queued', $5, 0, $6, $7, $8, FALSE, $9, $9) RETURNING id",
-            )
-            .bind(&job.kind)
-            .bind(job.payload.to_string())
-            .bind(&job.subject)
-            .bind(&job.exclusivity_key)
-            .bind(job.priority)
-            .bind(job.max_attempts.max(1) as i32)
-            .bind(millis(job.timeout))
-            .bind(now + millis(job.delay))
-            .bind(now)
-            .fetch_one(pool)
-            .await?
-        });
-        self.wake.notify_one();
-        Ok(JobId(id))
+        let ids = self.enqueue_many(std::slice::from_ref(&job)).await?;
+        Ok(ids[0])
     }
 
-    /// Adds many jobs in one transaction (for bulk work and benchmarks).
+    /// Adds jobs in one transaction: all of them or none.
     pub async fn enqueue_many(&self, jobs: &[NewJob]) -> Result<Vec<JobId>, QueueError> {
         let now = brokeforge_db::clock::now_millis();
         let mut ids = Vec::with_capacity(jobs.len());
@@ -226,7 +207,11 @@ impl Queue {
             }
             transaction.commit().await?;
         });
-        self.wake.notify_waiters();
+        if ids.len() == 1 {
+            self.wake.notify_one();
+        } else {
+            self.wake.notify_waiters();
+        }
         Ok(ids)
     }
 
