@@ -210,12 +210,15 @@ pub async fn gather_facts<O: Operation>(
     let mut targets: HashMap<RemoteUser, Target> = HashMap::new();
     for probe in &probes {
         let user = probe.as_user();
-        if !targets.contains_key(&user) {
-            targets.insert(user, target(environment, server_id, user).await?);
-        }
+        let probe_target = match targets.entry(user) {
+            std::collections::hash_map::Entry::Occupied(entry) => entry.into_mut(),
+            std::collections::hash_map::Entry::Vacant(entry) => {
+                entry.insert(target(environment, server_id, user).await?)
+            }
+        };
         let output = environment
             .ssh
-            .run_command(&targets[&user], probe.cmd(), probe.timeout())
+            .run_command(probe_target, probe.cmd(), probe.timeout())
             .await?;
         outputs.insert(
             probe.key(),

@@ -2,6 +2,7 @@
 //! baseline measured in the same run, and with `--json FILE` appends one JSON line
 //! per result. Benchmarks are not tests: they assert nothing about time.
 
+mod api;
 mod executor;
 mod queue;
 mod report;
@@ -24,6 +25,8 @@ enum Benchmark {
     Queue(queue::QueueOptions),
     /// Plan execution over SSH against local sshd targets, with baselines.
     Executor(executor::ExecutorOptions),
+    /// The control plane's HTTP API, dashboard and SSE under load (wrk), on SQLite.
+    Api(api::ApiOptions),
 }
 
 #[tokio::main]
@@ -33,6 +36,7 @@ async fn main() -> anyhow::Result<()> {
     match cli.benchmark {
         Benchmark::Queue(options) => queue::run(options, &mut report).await?,
         Benchmark::Executor(options) => executor::run(options, &mut report).await?,
+        Benchmark::Api(options) => api::run(options, &mut report).await?,
     }
     report.finish()
 }

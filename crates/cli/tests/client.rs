@@ -27,7 +27,7 @@ impl Drop for Server {
 
 fn start_server(data_dir: &Path) -> Server {
     let port = brokeforge_testkit::free_port();
-    let mut child = Command::new(BINARY)
+    let child = Command::new(BINARY)
         .args([
             "--data-dir",
             data_dir.to_str().unwrap(),
@@ -41,7 +41,12 @@ fn start_server(data_dir: &Path) -> Server {
         .stderr(Stdio::null())
         .spawn()
         .expect("start brokeforge serve");
-    let stdout = child.stdout.take().unwrap();
+    // Owned by `Server` at once, so the process is killed and reaped on every path.
+    let mut server = Server {
+        child,
+        url: String::new(),
+    };
+    let stdout = server.child.stdout.take().unwrap();
     let (sender, receiver) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         for line in BufReader::new(stdout).lines().map_while(Result::ok) {
@@ -54,10 +59,8 @@ fn start_server(data_dir: &Path) -> Server {
             .recv_timeout(deadline.saturating_duration_since(Instant::now()))
             .expect("serve prints its address");
         if let Some(url) = line.strip_prefix("BrokeForge is running at ") {
-            return Server {
-                child,
-                url: url.trim().to_owned(),
-            };
+            server.url = url.trim().to_owned();
+            return server;
         }
     }
 }

@@ -395,7 +395,7 @@ pub fn human_duration(duration: Duration) -> String {
     let millis = duration.as_millis();
     if millis < 1000 {
         format!("{millis} ms")
-    } else if millis < 60_000 && millis % 1000 != 0 {
+    } else if millis < 60_000 && !millis.is_multiple_of(1000) {
         format!("{:.1} s", duration.as_secs_f64())
     } else if millis < 60_000 {
         format!("{} s", duration.as_secs())
