@@ -273,6 +273,12 @@ async fn operations_run_as_jobs_one_at_a_time_per_server() {
             "operations on one server never overlap: {lines:?}"
         );
     }
+    // Job pages and the API read a site operation's progress like a server operation's.
+    let events = brokeforge_db::package_events::list_for_job(&fixture.environment.db, ids[0].0, 0)
+        .await
+        .unwrap();
+    let statuses: Vec<&str> = events.iter().map(|event| event.status.as_str()).collect();
+    assert_eq!(statuses, vec!["running", "running", "success"]);
     let failed = queue.get(failing_id).await.unwrap().unwrap();
     assert_eq!(
         (failed.state, failed.attempts),

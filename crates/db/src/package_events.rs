@@ -73,11 +73,17 @@ pub async fn insert(db: &Db, event: &NewPackageEvent<'_>) -> Result<i64, DbError
 }
 
 /// A job's events with an id above `after_id`, oldest first.
+///
+/// A job's events live in `server_package_events` (server operations) or in
+/// `server_site_package_events` (site operations); one job writes to one table only,
+/// so ids stay increasing within a job and `after_id` works for both.
 pub async fn list_for_job(db: &Db, job_id: i64, after_id: i64) -> Result<Vec<PackageEventRecord>, DbError> {
     let sql = concat!(
         "SELECT ",
         event_columns!(),
-        " FROM server_package_events WHERE job_id = $1 AND id > $2 ORDER BY id LIMIT 500"
+        " FROM server_package_events WHERE job_id = $1 AND id > $2 UNION ALL SELECT ",
+        event_columns!(),
+        " FROM server_site_package_events WHERE job_id = $1 AND id > $2 ORDER BY id LIMIT 500"
     );
     Ok(crate::with_pool!(db, |pool| {
         sqlx::query_as::<_, PackageEventRecord>(sql)
