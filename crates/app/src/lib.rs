@@ -10,8 +10,11 @@ pub mod auth;
 pub mod crypto;
 pub mod diagnostics;
 pub mod error;
+pub mod firewall_rules;
+pub mod follow_up;
 pub mod jobs;
 pub mod operations;
+pub mod provisioning;
 pub mod servers;
 
 pub use error::{AppError, FieldErrors};

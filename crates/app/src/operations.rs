@@ -43,6 +43,8 @@ pub const PACKAGE_OPERATION_KIND: &str = "package.operation";
 #[derive(Clone)]
 pub struct OperationEnvironment {
     pub db: Db,
+    /// Where follow-up jobs go (the next provisioning step, for one).
+    pub queue: Queue,
     pub sealer: Arc<Sealer>,
     pub ssh: SshPool,
     pub live_output: LiveOutput,
@@ -104,7 +106,8 @@ pub enum EventTarget {
 }
 
 impl EventTarget {
-    fn server_id(self) -> i64 {
+    /// The server the events belong to.
+    pub fn server_id(self) -> i64 {
         match self {
             EventTarget::Server { server_id } | EventTarget::Site { server_id, .. } => server_id,
         }
@@ -586,6 +589,9 @@ pub enum PackageOperation {
 pub struct PackageOperationPayload {
     pub events: EventTarget,
     pub operation: PackageOperation,
+    /// What the control plane does once the job has finished.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub follow_up: Option<crate::follow_up::FollowUp>,
 }
 
 /// Runs the payload's operation.
@@ -662,10 +668,26 @@ pub fn register(registry: &mut Registry, environment: &OperationEnvironment) {
         move |context: JobContext, payload: PackageOperationPayload| {
             let environment = environment.clone();
             async move {
-                execute_payload(&environment, Some(context.id.0), &payload)
+                let result = execute_payload(&environment, Some(context.id.0), &payload).await;
+                if let Some(follow_up) = &payload.follow_up {
+                    let finished = match &result {
+                        Ok(outcome) => crate::follow_up::Finished::Succeeded(outcome),
+                        Err(error) if error.is_transient() && !context.is_last_attempt() => {
+                            crate::follow_up::Finished::WillRetry(error)
+                        }
+                        Err(error) => crate::follow_up::Finished::Failed(error),
+                    };
+                    crate::follow_up::run(
+                        &environment,
+                        payload.events.server_id(),
+                        context.id.0,
+                        follow_up,
+                        finished,
+                    )
                     .await
-                    .map(|_| ())
-                    .map_err(OperationError::into_job_error)
+                    .map_err(|error| JobError::retryable(error.to_string()))?;
+                }
+                result.map(|_| ()).map_err(OperationError::into_job_error)
             }
         },
     );

@@ -86,6 +86,7 @@ async fn fixture() -> Fixture {
     .await
     .unwrap());
     let environment = OperationEnvironment {
+        queue: brokeforge_queue::Queue::new(db.clone()),
         db,
         sealer,
         ssh: SshPool::new(PoolConfig::default()),
@@ -232,12 +233,14 @@ async fn operations_run_as_jobs_one_at_a_time_per_server() {
         let payload = PackageOperationPayload {
             events,
             operation: PackageOperation::SiteCommandRun(command(&fixture, &text)),
+            follow_up: None,
         };
         ids.push(operations::enqueue(&queue, &payload).await.unwrap());
     }
     let failing = PackageOperationPayload {
         events,
         operation: PackageOperation::SiteCommandRun(command(&fixture, "echo 'disk full' >&2; exit 3")),
+        follow_up: None,
     };
     let failing_id = operations::enqueue(&queue, &failing).await.unwrap();
     let mut config = WorkerConfig::new(4);

@@ -62,9 +62,10 @@ fn shutdown_signal() -> anyhow::Result<watch::Receiver<bool>> {
 
 /// What package operations need: the database, the sealer for SSH keys, one SSH
 /// connection pool for the process, and the live-output fan-out.
-fn operation_environment(state: &startup::ControlPlaneState) -> OperationEnvironment {
+fn operation_environment(state: &startup::ControlPlaneState, queue: &Queue) -> OperationEnvironment {
     OperationEnvironment {
         db: state.db.clone(),
+        queue: queue.clone(),
         sealer: Arc::clone(&state.sealer),
         ssh: SshPool::new(PoolConfig::default()),
         live_output: LiveOutput::default(),
@@ -93,7 +94,7 @@ pub async fn serve(global: &GlobalOptions, options: ServeOptions) -> anyhow::Res
     let state = startup::open(global).await?;
     let address = listener.local_addr()?;
     let queue = Queue::new(state.db.clone());
-    let operations = operation_environment(&state);
+    let operations = operation_environment(&state, &queue);
     let workers = tokio::spawn(worker_pool_on(queue.clone(), &options.workers, &operations).run(shutdown.clone()));
     let web_config = brokeforge_web::WebConfig {
         public_url: options.public_url.clone(),
@@ -101,8 +102,13 @@ pub async fn serve(global: &GlobalOptions, options: ServeOptions) -> anyhow::Res
             allow_private: options.allow_private_addresses,
         },
     };
-    let app = brokeforge_web::router(brokeforge_web::AppState::new(state.db.clone(), queue, web_config))
-        .into_make_service_with_connect_info::<SocketAddr>();
+    let app = brokeforge_web::router(brokeforge_web::AppState::new(
+        state.db.clone(),
+        queue,
+        Arc::clone(&state.sealer),
+        web_config,
+    ))
+    .into_make_service_with_connect_info::<SocketAddr>();
     tracing::info!(%address, database = state.db.backend().name(), "BrokeForge is running");
     println!("BrokeForge is running at http://{address}");
     // First run: no user yet, so print a one-time link where the first administrator
@@ -146,10 +152,9 @@ pub async fn worker(global: &GlobalOptions, options: WorkerOptions) -> anyhow::R
         workers = options.workers,
         "BrokeForge worker is running"
     );
-    let operations = operation_environment(&state);
-    worker_pool_on(Queue::new(state.db.clone()), &options, &operations)
-        .run(shutdown)
-        .await;
+    let queue = Queue::new(state.db.clone());
+    let operations = operation_environment(&state, &queue);
+    worker_pool_on(queue, &options, &operations).run(shutdown).await;
     state.db.close().await;
     Ok(())
 }

@@ -22,7 +22,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use brokeforge_app::servers::AddressPolicy;
-use brokeforge_db::Db;
+use brokeforge_db::{Db, Sealer};
 use brokeforge_queue::Queue;
 
 /// How the web layer behaves; set by `brokeforge serve`.
@@ -61,15 +61,18 @@ impl WebConfig {
 pub struct AppState {
     pub db: Db,
     pub queue: Queue,
+    /// Seals and opens secrets (server keys, bootstrap lines) and signs callbacks.
+    pub sealer: Arc<Sealer>,
     pub config: Arc<WebConfig>,
 }
 
 impl AppState {
     /// State for a control plane on `db`, whose jobs go to `queue`.
-    pub fn new(db: Db, queue: Queue, config: WebConfig) -> AppState {
+    pub fn new(db: Db, queue: Queue, sealer: Arc<Sealer>, config: WebConfig) -> AppState {
         AppState {
             db,
             queue,
+            sealer,
             config: Arc::new(config),
         }
     }

@@ -55,6 +55,9 @@ async fn the_ui_works_in_a_real_browser() {
     let state = AppState::new(
         db.clone(),
         queue,
+        std::sync::Arc::new(brokeforge_db::Sealer::new(
+            &brokeforge_db::MasterKey::generate().unwrap(),
+        )),
         WebConfig {
             public_url: Some(base.clone()),
             address_policy: Default::default(),

@@ -57,7 +57,10 @@ impl TestApp {
         config: WebConfig,
     ) -> TestApp {
         brokeforge_db::migrate::run(&db).await.expect("migrations apply");
-        let state = AppState::new(db.clone(), Queue::new(db), config);
+        let sealer = std::sync::Arc::new(brokeforge_db::Sealer::new(
+            &brokeforge_db::MasterKey::generate().expect("a master key"),
+        ));
+        let state = AppState::new(db.clone(), Queue::new(db), sealer, config);
         TestApp {
             router: brokeforge_web::router(state.clone()),
             state,

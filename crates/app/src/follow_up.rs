@@ -1,0 +1,45 @@
+//! What happens after a package operation's job finishes: the next step of a
+//! server's provisioning is enqueued, a firewall rule's status follows its job. The
+//! follow-up travels in the job's payload, so the handler itself stays thin.
+
+use serde::{Deserialize, Serialize};
+
+use crate::operations::{OperationEnvironment, OperationError, OperationOutcome};
+
+/// A follow-up named in a `package.operation` payload.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum FollowUp {
+    /// Step `index` of the server's provisioning sequence.
+    Provisioning { index: usize },
+    /// The job installs or removes firewall rule `rule_id`.
+    FirewallRule { rule_id: i64 },
+}
+
+/// How the job ended.
+#[derive(Debug)]
+pub enum Finished<'a> {
+    Succeeded(&'a OperationOutcome),
+    /// Failed, but the queue will try again.
+    WillRetry(&'a OperationError),
+    /// Failed for good (or at its last attempt).
+    Failed(&'a OperationError),
+}
+
+/// Runs the follow-up of job `job_id` on server `server_id`.
+pub async fn run(
+    environment: &OperationEnvironment,
+    server_id: i64,
+    job_id: i64,
+    follow_up: &FollowUp,
+    finished: Finished<'_>,
+) -> Result<(), brokeforge_db::DbError> {
+    match follow_up {
+        FollowUp::Provisioning { index } => {
+            crate::provisioning::after_step(environment, server_id, job_id, *index, finished).await
+        }
+        FollowUp::FirewallRule { rule_id } => {
+            crate::firewall_rules::after_job(environment, job_id, *rule_id, finished).await
+        }
+    }
+}
