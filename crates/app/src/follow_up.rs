@@ -1,6 +1,7 @@
 //! What happens after a package operation's job finishes: the next step of a
-//! server's provisioning is enqueued, a firewall rule's status follows its job. The
-//! follow-up travels in the job's payload, so the handler itself stays thin.
+//! server's provisioning is enqueued, a firewall rule's status follows its job, a
+//! PHP version's extension list follows its extension jobs. The follow-up travels
+//! in the job's payload, so the handler itself stays thin.
 
 use serde::{Deserialize, Serialize};
 
@@ -14,6 +15,14 @@ pub enum FollowUp {
     Provisioning { index: usize },
     /// The job installs or removes firewall rule `rule_id`.
     FirewallRule { rule_id: i64 },
+    /// The job installs (or removes) `extension` of PHP `version`.
+    PhpExtension {
+        version: brokeforge_core::PhpVersion,
+        extension: brokeforge_packages::php::extension::PhpExtension,
+        installed: bool,
+    },
+    /// The job removed BrokeForge's access; the server's records go next.
+    DeleteServer,
 }
 
 /// How the job ended.
@@ -38,8 +47,17 @@ pub async fn run(
         FollowUp::Provisioning { index } => {
             crate::provisioning::after_step(environment, server_id, job_id, *index, finished).await
         }
+        FollowUp::DeleteServer => crate::onboarding::after_access_removed(environment, server_id, finished).await,
         FollowUp::FirewallRule { rule_id } => {
             crate::firewall_rules::after_job(environment, job_id, *rule_id, finished).await
+        }
+        FollowUp::PhpExtension {
+            version,
+            extension,
+            installed,
+        } => {
+            crate::php_versions::after_extension_job(environment, server_id, *version, *extension, *installed, finished)
+                .await
         }
     }
 }

@@ -74,7 +74,7 @@ pub struct ProgressEvent {
 }
 
 impl ProgressEvent {
-    fn from_record(record: PackageEventRecord) -> ProgressEvent {
+    pub fn from_record(record: PackageEventRecord) -> ProgressEvent {
         let details = &record.details.0;
         let total = record.total_steps.max(1);
         let percentage = match record.status.as_str() {

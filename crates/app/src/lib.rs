@@ -13,7 +13,9 @@ pub mod error;
 pub mod firewall_rules;
 pub mod follow_up;
 pub mod jobs;
+pub mod onboarding;
 pub mod operations;
+pub mod php_versions;
 pub mod provisioning;
 pub mod servers;
 

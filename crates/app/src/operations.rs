@@ -24,6 +24,7 @@ use brokeforge_packages::nginx::{NginxInstall, NginxRemove};
 use brokeforge_packages::nodejs::NodeJsInstall;
 use brokeforge_packages::php::extension::{PhpExtensionInstall, PhpExtensionRemove};
 use brokeforge_packages::php::{PhpCliDefaultInstall, PhpInstall, PhpRemove};
+use brokeforge_packages::server_access::ServerAccessRemove;
 use brokeforge_packages::site_command::SiteCommandRun;
 use brokeforge_packages::supervisor::SupervisorInstall;
 use brokeforge_packages::time_sync::{TimeSyncInstall, TimeSyncRemove};
@@ -170,11 +171,19 @@ pub async fn target(
     let endpoint = server_access::endpoint(&environment.db, server_id)
         .await?
         .ok_or(OperationError::ServerGone(server_id))?;
-    let host_key = endpoint
+    // The pinned keys, one per line: a server may present any of them.
+    let host_keys = endpoint
         .host_key
         .as_deref()
-        .ok_or(OperationError::NotBootstrapped(server_id))?;
-    let host_key = HostKey::parse(host_key).map_err(OperationError::Ssh)?;
+        .ok_or(OperationError::NotBootstrapped(server_id))?
+        .lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty())
+        .map(HostKey::parse)
+        .collect::<Result<Vec<HostKey>, SshError>>()?;
+    if host_keys.is_empty() {
+        return Err(OperationError::NotBootstrapped(server_id));
+    }
     let role_name = role.as_str();
     let credential = server_access::credential(&environment.db, server_id, role_name)
         .await?
@@ -198,7 +207,7 @@ pub async fn target(
         port,
         credential.login(),
         client_key,
-        vec![host_key],
+        host_keys,
     ))
 }
 
@@ -581,6 +590,7 @@ pub enum PackageOperation {
     SupervisorInstall(<SupervisorInstall as Operation>::Input),
     NodeJsInstall(<NodeJsInstall as Operation>::Input),
     ComposerInstall(<ComposerInstall as Operation>::Input),
+    ServerAccessRemove(<ServerAccessRemove as Operation>::Input),
     SiteCommandRun(<SiteCommandRun as Operation>::Input),
 }
 
@@ -638,6 +648,9 @@ pub async fn execute_payload(
         PackageOperation::NodeJsInstall(input) => execute::<NodeJsInstall>(environment, events, job_id, input).await,
         PackageOperation::ComposerInstall(input) => {
             execute::<ComposerInstall>(environment, events, job_id, input).await
+        }
+        PackageOperation::ServerAccessRemove(input) => {
+            execute::<ServerAccessRemove>(environment, events, job_id, input).await
         }
         PackageOperation::SiteCommandRun(input) => execute::<SiteCommandRun>(environment, events, job_id, input).await,
     }

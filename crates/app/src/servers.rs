@@ -446,6 +446,8 @@ pub async fn delete(db: &Db, principal: &Principal, server_id: i64) -> Result<()
     let current = server_table::find_owned(db, principal.user_id, server_id)
         .await?
         .ok_or(AppError::NotFound("server"))?;
+    // Overwrite the sealed keys and bootstrap lines before the rows go.
+    server_table::erase_secrets(db, server_id).await?;
     if !server_table::delete_owned(db, principal.user_id, server_id).await? {
         return Err(AppError::NotFound("server"));
     }

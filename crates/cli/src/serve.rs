@@ -79,6 +79,7 @@ fn worker_pool_on(queue: Queue, options: &WorkerOptions, operations: &OperationE
     let environment = JobEnvironment { db: queue.db().clone() };
     let mut registry = registry(&environment);
     brokeforge_app::operations::register(&mut registry, operations);
+    brokeforge_app::onboarding::register(&mut registry, operations);
     WorkerPool::new(queue, registry, config)
 }
 

@@ -342,3 +342,110 @@ fn the_cli_signs_in_manages_servers_and_follows_jobs() {
     ok(cli(&config, &["logout"], ""));
     assert!(!credentials.exists());
 }
+
+#[test]
+fn the_cli_manages_php_versions_and_firewall_rules() {
+    let data = brokeforge_testkit::temp_data_dir();
+    let config_home = tempfile::tempdir().unwrap();
+    let config: PathBuf = config_home.path().join("brokeforge");
+    let data_dir = data.path().to_str().unwrap();
+    ok(cli(
+        &config,
+        &[
+            "--data-dir",
+            data_dir,
+            "admin",
+            "create-user",
+            "--email",
+            "ada@example.com",
+            "--password-stdin",
+        ],
+        &format!("{PASSWORD}\n"),
+    ));
+    let server = start_server(data.path());
+    ok(cli(
+        &config,
+        &[
+            "login",
+            "--url",
+            &server.url,
+            "--email",
+            "ada@example.com",
+            "--password-stdin",
+        ],
+        &format!("{PASSWORD}\n"),
+    ));
+    ok(cli(
+        &config,
+        &[
+            "servers",
+            "create",
+            "--name",
+            "web-1",
+            "--address",
+            "203.0.113.21",
+            "--ssh-port",
+            "2222",
+        ],
+        "",
+    ));
+    let listed: serde_json::Value =
+        serde_json::from_str(&ok(cli(&config, &["servers", "list", "--json"], ""))).unwrap();
+    let server_id = listed["data"][0]["id"].as_i64().unwrap().to_string();
+    let failure = |args: &[&str]| {
+        let output = cli(&config, args, "");
+        let (stdout, stderr) = text(&output);
+        assert!(!output.status.success(), "{args:?} should fail:\n{stdout}\n{stderr}");
+        stderr
+    };
+
+    // Nothing is installed on a server that was never provisioned.
+    let stdout = ok(cli(&config, &["servers", "php", "list", &server_id], ""));
+    assert!(stdout.contains("No PHP version is recorded"), "{stdout}");
+    let php: serde_json::Value =
+        serde_json::from_str(&ok(cli(&config, &["servers", "php", "list", &server_id, "--json"], ""))).unwrap();
+    assert_eq!(php["versions"], serde_json::json!([]));
+    let stdout = ok(cli(&config, &["servers", "firewall", "list", &server_id], ""));
+    assert!(stdout.contains("No rules added yet"), "{stdout}");
+
+    // Refusals are explained, field by field where a field is wrong.
+    let stderr = failure(&["servers", "php", "install", &server_id, "5.6"]);
+    assert!(stderr.contains("version: Unsupported PHP version"), "{stderr}");
+    let stderr = failure(&["servers", "php", "remove", &server_id, "8.3"]);
+    assert!(stderr.contains("PHP 8.3 is not installed on this server"), "{stderr}");
+    let stderr = failure(&["servers", "php", "ext-install", &server_id, "8.3", "redis;id"]);
+    assert!(stderr.contains("extension: Unknown PHP extension"), "{stderr}");
+    let stderr = failure(&[
+        "servers",
+        "firewall",
+        "add",
+        &server_id,
+        "--action",
+        "deny",
+        "--port",
+        "2000:3000",
+    ]);
+    assert!(
+        stderr.contains("port: This rule would block SSH on port 2222"),
+        "{stderr}"
+    );
+    let stderr = failure(&["servers", "firewall", "add", &server_id, "--port", "8080"]);
+    assert!(stderr.contains("firewall is not installed"), "{stderr}");
+
+    // Installing a version starts one job; followed, it fails here because the server
+    // was never bootstrapped, and the command says so.
+    let job: serde_json::Value = serde_json::from_str(&ok(cli(
+        &config,
+        &["servers", "php", "install", &server_id, "8.4", "--json"],
+        "",
+    )))
+    .unwrap();
+    assert_eq!(job["kind"], "package.operation");
+    let job_id = job["id"].as_i64().unwrap().to_string();
+    let output = cli(&config, &["jobs", "show", &job_id, "--follow"], "");
+    let (stdout, stderr) = text(&output);
+    assert!(!output.status.success(), "{stdout}\n{stderr}");
+    assert!(stderr.contains("bootstrap"), "{stderr}");
+    let stderr = failure(&["servers", "php", "install", &server_id, "8.5", "--follow"]);
+    assert!(stderr.contains("failed"), "{stderr}");
+}

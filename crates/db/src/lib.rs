@@ -8,12 +8,15 @@
 
 pub mod api_tokens;
 pub mod audit;
+pub mod bootstrap_tokens;
 pub mod clock;
 pub mod error;
+pub mod firewall_rules;
 pub mod job_listing;
 pub mod migrate;
 pub mod package_events;
 pub mod package_records;
+pub mod php_versions;
 pub mod pool;
 pub mod seal;
 pub mod server_access;

@@ -93,3 +93,28 @@ pub async fn list_for_job(db: &Db, job_id: i64, after_id: i64) -> Result<Vec<Pac
             .await?
     }))
 }
+
+/// The newest `limit` events of one service on a server (such as its bootstrap
+/// reports, which belong to no job), oldest first.
+pub async fn list_for_server_service(
+    db: &Db,
+    server_id: i64,
+    service_type: &str,
+    limit: i64,
+) -> Result<Vec<PackageEventRecord>, DbError> {
+    let sql = concat!(
+        "SELECT ",
+        event_columns!(),
+        " FROM server_package_events WHERE server_id = $1 AND service_type = $2 ORDER BY id DESC LIMIT $3"
+    );
+    let mut records = crate::with_pool!(db, |pool| {
+        sqlx::query_as::<_, PackageEventRecord>(sql)
+            .bind(server_id)
+            .bind(service_type)
+            .bind(limit)
+            .fetch_all(pool)
+            .await?
+    });
+    records.reverse();
+    Ok(records)
+}

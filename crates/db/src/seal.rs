@@ -143,10 +143,17 @@ impl MasterKey {
     }
 }
 
-/// Seals and opens secrets with the master key.
+/// Seals and opens secrets with the master key, and signs values (such as callback
+/// URLs) with a key derived from it.
 pub struct Sealer {
     cipher: XChaCha20Poly1305,
+    signing_key: Zeroizing<[u8; 32]>,
 }
+
+/// What the signing key is derived for; a new purpose gets a new label.
+const SIGNING_KEY_LABEL: &[u8] = b"brokeforge signing key v1";
+
+type HmacSha256 = hmac::Hmac<sha2::Sha256>;
 
 impl std::fmt::Debug for Sealer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -158,7 +165,29 @@ impl Sealer {
     /// A sealer for the given master key.
     pub fn new(key: &MasterKey) -> Sealer {
         let cipher = XChaCha20Poly1305::new_from_slice(key.bytes.as_ref()).expect("the master key is 32 bytes");
-        Sealer { cipher }
+        let mut derivation = <HmacSha256 as hmac::KeyInit>::new_from_slice(key.bytes.as_ref()).expect("any key length");
+        hmac::Mac::update(&mut derivation, SIGNING_KEY_LABEL);
+        let mut signing_key = Zeroizing::new([0u8; 32]);
+        signing_key.copy_from_slice(&hmac::Mac::finalize(derivation).into_bytes());
+        Sealer { cipher, signing_key }
+    }
+
+    /// The HMAC-SHA256 of `message` under the signing key.
+    pub fn sign(&self, message: &[u8]) -> [u8; 32] {
+        let mut mac = self.signing_mac();
+        hmac::Mac::update(&mut mac, message);
+        hmac::Mac::finalize(mac).into_bytes().into()
+    }
+
+    /// Whether `signature` is the signature of `message`, compared in constant time.
+    pub fn verify_signature(&self, message: &[u8], signature: &[u8]) -> bool {
+        let mut mac = self.signing_mac();
+        hmac::Mac::update(&mut mac, message);
+        hmac::Mac::verify_slice(mac, signature).is_ok()
+    }
+
+    fn signing_mac(&self) -> HmacSha256 {
+        <HmacSha256 as hmac::KeyInit>::new_from_slice(self.signing_key.as_ref()).expect("any key length")
     }
 
     /// Encrypts `plaintext`, binding it to `aad` (the row it belongs to).
@@ -280,6 +309,18 @@ mod tests {
 
     fn sealer() -> Sealer {
         Sealer::new(&MasterKey::generate().unwrap())
+    }
+
+    #[test]
+    fn signatures_verify_only_for_the_same_message_and_key() {
+        let key = MasterKey::generate().unwrap();
+        let sealer = Sealer::new(&key);
+        let signature = sealer.sign(b"bootstrap:1:progress");
+        assert!(sealer.verify_signature(b"bootstrap:1:progress", &signature));
+        assert!(Sealer::new(&key).verify_signature(b"bootstrap:1:progress", &signature));
+        assert!(!sealer.verify_signature(b"bootstrap:2:progress", &signature));
+        assert!(!sealer.verify_signature(b"bootstrap:1:progress", &signature[..31]));
+        assert!(!Sealer::new(&MasterKey::generate().unwrap()).verify_signature(b"bootstrap:1:progress", &signature));
     }
 
     #[test]

@@ -23,6 +23,13 @@ pub struct ServerRecord {
     pub provision_config: Json<serde_json::Value>,
     pub os_name: Option<String>,
     pub os_version: Option<String>,
+    pub os_codename: Option<String>,
+    /// The pinned SSH host keys, one OpenSSH public key per line.
+    pub host_key: Option<String>,
+    /// The public half of the deploy key the server made for brokeforge.
+    pub deploy_public_key: Option<String>,
+    /// Where provisioning stands: see `brokeforge_app::provisioning`.
+    pub provision_state: Json<serde_json::Value>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -40,7 +47,8 @@ pub struct ServerFields<'a> {
 macro_rules! server_columns {
     () => {
         "id, user_id, name, provider, public_ip, ssh_port, connection_status, provision_status, \
-         provision_config, os_name, os_version, created_at, updated_at"
+         provision_config, os_name, os_version, os_codename, host_key, deploy_public_key, provision_state, \
+         created_at, updated_at"
     };
 }
 
@@ -178,4 +186,100 @@ pub async fn delete_owned(db: &Db, user_id: i64, id: i64) -> Result<bool, DbErro
             .rows_affected()
     });
     Ok(changed == 1)
+}
+
+/// What a completed bootstrap reported, validated.
+#[derive(Debug, Clone)]
+pub struct BootstrapReport<'a> {
+    /// The host keys to pin, one OpenSSH public key per line.
+    pub host_keys: &'a str,
+    pub deploy_public_key: &'a str,
+    pub os_name: &'a str,
+    pub os_version: &'a str,
+    pub os_codename: &'a str,
+}
+
+/// Pins the reported host keys and records the server's release; the connection is
+/// then being verified.
+pub async fn record_bootstrap(db: &Db, id: i64, report: &BootstrapReport<'_>) -> Result<(), DbError> {
+    let now = crate::clock::now();
+    let changed = crate::with_pool!(db, |pool| {
+        sqlx::query(
+            "UPDATE servers SET host_key = $2, host_key_pinned_at = $3, deploy_public_key = $4, os_name = $5, \
+             os_version = $6, os_codename = $7, connection_status = 'verifying', updated_at = $3 WHERE id = $1",
+        )
+        .bind(id)
+        .bind(report.host_keys)
+        .bind(now)
+        .bind(report.deploy_public_key)
+        .bind(report.os_name)
+        .bind(report.os_version)
+        .bind(report.os_codename)
+        .execute(pool)
+        .await?
+        .rows_affected()
+    });
+    if changed == 1 {
+        Ok(())
+    } else {
+        Err(DbError::NotFound("server"))
+    }
+}
+
+/// Sets a server's connection status (`pending`, `bootstrapping`, `verifying`,
+/// `connected`, `failed`).
+pub async fn set_connection_status(db: &Db, id: i64, status: &str) -> Result<(), DbError> {
+    let now = crate::clock::now();
+    crate::with_pool!(db, |pool| {
+        sqlx::query("UPDATE servers SET connection_status = $2, updated_at = $3 WHERE id = $1")
+            .bind(id)
+            .bind(status)
+            .bind(now)
+            .execute(pool)
+            .await?;
+    });
+    Ok(())
+}
+
+/// Sets a server's provisioning status and state.
+pub async fn set_provisioning(db: &Db, id: i64, status: &str, state: &serde_json::Value) -> Result<(), DbError> {
+    let now = crate::clock::now();
+    crate::with_pool!(db, |pool| {
+        sqlx::query("UPDATE servers SET provision_status = $2, provision_state = $3, updated_at = $4 WHERE id = $1")
+            .bind(id)
+            .bind(status)
+            .bind(Json(state))
+            .bind(now)
+            .execute(pool)
+            .await?;
+    });
+    Ok(())
+}
+
+/// Overwrites and deletes the sealed secrets of a server (its SSH keys and
+/// bootstrap lines) ahead of deleting the server itself.
+pub async fn erase_secrets(db: &Db, id: i64) -> Result<(), DbError> {
+    crate::with_pool!(db, |pool| {
+        let mut transaction = pool.begin().await?;
+        sqlx::query("UPDATE server_credentials SET private_key_sealed = $2 WHERE server_id = $1")
+            .bind(id)
+            .bind(Vec::<u8>::new())
+            .execute(&mut *transaction)
+            .await?;
+        sqlx::query("DELETE FROM server_credentials WHERE server_id = $1")
+            .bind(id)
+            .execute(&mut *transaction)
+            .await?;
+        sqlx::query("UPDATE bootstrap_tokens SET token_sealed = $2 WHERE server_id = $1")
+            .bind(id)
+            .bind(Vec::<u8>::new())
+            .execute(&mut *transaction)
+            .await?;
+        sqlx::query("DELETE FROM bootstrap_tokens WHERE server_id = $1")
+            .bind(id)
+            .execute(&mut *transaction)
+            .await?;
+        transaction.commit().await?;
+    });
+    Ok(())
 }

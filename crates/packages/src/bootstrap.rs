@@ -559,3 +559,70 @@ mod tests {
         );
     }
 }
+
+/// The line a user runs on the server: `curl -fsSL '<script URL>' | sudo bash`, with
+/// the URL quoted for the shell.
+pub fn bootstrap_command_line(script_url: &str) -> Result<String, brokeforge_core::CmdError> {
+    Ok(brokeforge_core::Cmd::new("curl")
+        .lit("-fsSL")
+        .try_arg(script_url)?
+        .pipe(brokeforge_core::Cmd::new("sudo").lit("bash"))
+        .render_for_execution())
+}
+
+/// The script served for a bootstrap line that cannot be used: it prints `message`
+/// on standard error and exits with status 3, changing nothing.
+pub fn render_refusal_script(message: &str) -> Vec<u8> {
+    let message: String = message.chars().filter(|c| *c != '\0').collect();
+    let print = brokeforge_core::Cmd::new("printf")
+        .lit("'BrokeForge: %s\\n'")
+        .try_arg(message)
+        .expect("NUL bytes were removed")
+        .render_for_execution();
+    let mut script = String::from("#!/usr/bin/env bash\n# BrokeForge cannot bootstrap this server with this line.\n");
+    script.push_str(&print);
+    script.push_str(" >&2\nexit 3\n");
+    script.into_bytes()
+}
+
+#[cfg(test)]
+mod line_tests {
+    use super::*;
+
+    #[test]
+    fn the_bootstrap_line_quotes_its_url() {
+        assert_eq!(
+            bootstrap_command_line("https://forge.example.com/bootstrap/ab12").unwrap(),
+            "curl -fsSL https://forge.example.com/bootstrap/ab12 | sudo bash"
+        );
+        let url = "https://x/'; rm -rf / #";
+        let hostile = bootstrap_command_line(url).unwrap();
+        let quoted = hostile
+            .strip_prefix("curl -fsSL ")
+            .and_then(|rest| rest.strip_suffix(" | sudo bash"))
+            .unwrap_or_else(|| panic!("unexpected shape: {hostile}"));
+        // The shell reads the quoted URL back as exactly one, unchanged word.
+        let output = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(String::from("printf '%s|' ") + quoted)
+            .output()
+            .unwrap();
+        assert_eq!(String::from_utf8_lossy(&output.stdout), format!("{url}|"));
+    }
+
+    #[test]
+    fn a_refusal_script_prints_its_message_and_fails() {
+        let script = render_refusal_script("this line was already used; it's $(gone)");
+        let output = std::process::Command::new("bash")
+            .arg("-c")
+            .arg(String::from_utf8(script).unwrap())
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(3));
+        assert_eq!(
+            String::from_utf8_lossy(&output.stderr),
+            "BrokeForge: this line was already used; it's $(gone)\n"
+        );
+        assert!(output.stdout.is_empty());
+    }
+}

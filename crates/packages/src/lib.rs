@@ -24,6 +24,7 @@ pub mod os;
 pub mod php;
 pub mod registry;
 pub mod repository;
+pub mod server_access;
 pub mod site_command;
 pub mod ssh_key;
 pub mod supervisor;

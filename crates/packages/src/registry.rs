@@ -14,6 +14,7 @@ use crate::nginx::{NginxInstall, NginxRemove};
 use crate::nodejs::NodeJsInstall;
 use crate::php::extension::{PhpExtensionInstall, PhpExtensionRemove};
 use crate::php::{PhpCliDefaultInstall, PhpInstall, PhpRemove};
+use crate::server_access::ServerAccessRemove;
 use crate::site_command::SiteCommandRun;
 use crate::supervisor::SupervisorInstall;
 use crate::time_sync::{TimeSyncInstall, TimeSyncRemove};
@@ -66,8 +67,8 @@ impl OperationInfo {
     }
 }
 
-/// Every implemented operation, server packages in provisioning order, then site
-/// packages.
+/// Every implemented operation, server packages in provisioning order (removing
+/// BrokeForge's own access, the last thing done to a server, last), then site packages.
 pub fn operations() -> Vec<OperationInfo> {
     vec![
         OperationInfo::of::<TimeSyncInstall>(),
@@ -86,6 +87,7 @@ pub fn operations() -> Vec<OperationInfo> {
         OperationInfo::of::<SupervisorInstall>(),
         OperationInfo::of::<NodeJsInstall>(),
         OperationInfo::of::<ComposerInstall>(),
+        OperationInfo::of::<ServerAccessRemove>(),
         OperationInfo::of::<SiteCommandRun>(),
     ]
 }

@@ -78,6 +78,7 @@ fn packages_group_their_operations() {
             PackageName::Supervisor,
             PackageName::NodeJs,
             PackageName::Composer,
+            PackageName::BrokeForgeAccess,
             PackageName::SiteCommand
         ]
     );

@@ -10,6 +10,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod bootstrap;
 pub mod error;
 pub mod health;
 pub mod routes;
@@ -67,6 +68,20 @@ pub struct AppState {
 }
 
 impl AppState {
+    /// The URL servers and browsers reach BrokeForge at: the configured public URL,
+    /// or else `http://` and the request's `Host`.
+    pub fn base_url(&self, headers: &axum::http::HeaderMap) -> String {
+        if let Some(url) = self.config.public_url.as_deref() {
+            return url.trim().trim_end_matches('/').to_owned();
+        }
+        let host = headers
+            .get(axum::http::header::HOST)
+            .and_then(|value| value.to_str().ok())
+            .filter(|host| !host.is_empty() && host.chars().all(|c| c.is_ascii_alphanumeric() || "-.:[]".contains(c)))
+            .unwrap_or("localhost");
+        format!("http://{host}")
+    }
+
     /// State for a control plane on `db`, whose jobs go to `queue`.
     pub fn new(db: Db, queue: Queue, sealer: Arc<Sealer>, config: WebConfig) -> AppState {
         AppState {
@@ -95,11 +110,14 @@ fn request_span(request: &axum::http::Request<axum::body::Body>) -> tracing::Spa
     tracing::debug_span!("request", method = %request.method(), path = %loggable_path(request.uri().path()))
 }
 
-/// `path` with the secret part of `/setup/<token>` masked.
+/// `path` with the secret part of `/setup/<token>` and `/bootstrap/<token>` masked.
 pub fn loggable_path(path: &str) -> String {
-    match path.strip_prefix("/setup/") {
-        Some(_) => "/setup/***".to_owned(),
-        None => path.to_owned(),
+    if path.starts_with("/setup/") {
+        "/setup/***".to_owned()
+    } else if path.starts_with("/bootstrap/") && !path.starts_with("/bootstrap/callback/") {
+        "/bootstrap/***".to_owned()
+    } else {
+        path.to_owned()
     }
 }
 
@@ -108,6 +126,11 @@ mod tests {
     #[test]
     fn setup_tokens_never_reach_the_logs() {
         assert_eq!(super::loggable_path("/setup/0123abcd"), "/setup/***");
+        assert_eq!(super::loggable_path("/bootstrap/0123abcd"), "/bootstrap/***");
+        assert_eq!(
+            super::loggable_path("/bootstrap/callback/4/progress"),
+            "/bootstrap/callback/4/progress"
+        );
         assert_eq!(super::loggable_path("/servers/4"), "/servers/4");
     }
 }

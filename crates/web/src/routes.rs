@@ -6,7 +6,7 @@ use axum::Router;
 use axum::routing::{MethodRouter, delete, get, patch, post};
 
 use crate::AppState;
-use crate::{api, health, sse, ui};
+use crate::{api, bootstrap, health, sse, ui};
 
 /// Who may call a route.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -115,6 +115,51 @@ pub fn table() -> RouteTable {
             Session,
             post(ui::pages::server_diagnostics),
         )
+        // PHP versions and firewall rules of a server.
+        .add("GET", "/servers/{server_id}/php", Session, get(ui::php::php_page))
+        .add("POST", "/servers/{server_id}/php", Session, post(ui::php::php_install))
+        .add(
+            "POST",
+            "/servers/{server_id}/php/{version}/remove",
+            Session,
+            post(ui::php::php_remove),
+        )
+        .add(
+            "POST",
+            "/servers/{server_id}/php/{version}/default",
+            Session,
+            post(ui::php::php_cli_default),
+        )
+        .add(
+            "POST",
+            "/servers/{server_id}/php/{version}/extensions",
+            Session,
+            post(ui::php::php_extension_install),
+        )
+        .add(
+            "POST",
+            "/servers/{server_id}/php/{version}/extensions/{extension}/remove",
+            Session,
+            post(ui::php::php_extension_remove),
+        )
+        .add(
+            "GET",
+            "/servers/{server_id}/firewall",
+            Session,
+            get(ui::firewall::firewall_page),
+        )
+        .add(
+            "POST",
+            "/servers/{server_id}/firewall",
+            Session,
+            post(ui::firewall::firewall_add),
+        )
+        .add(
+            "POST",
+            "/servers/{server_id}/firewall/{rule_id}/remove",
+            Session,
+            post(ui::firewall::firewall_remove),
+        )
         .add("GET", "/jobs", Session, get(ui::pages::jobs_list))
         .add("GET", "/jobs/{job_id}", Session, get(ui::pages::job_show))
         .add("GET", "/jobs/{job_id}/events", Session, get(sse::job_events_page))
@@ -126,6 +171,81 @@ pub fn table() -> RouteTable {
             "/admin/users/{user_id}/activity",
             Admin,
             get(ui::pages::user_activity),
+        )
+        // Onboarding: the bootstrap script and its callbacks (public; the token and
+        // the signatures are the credentials), and the owner's actions.
+        .add("GET", "/bootstrap/{token}", Public, get(bootstrap::script))
+        .add(
+            "POST",
+            "/bootstrap/callback/{line_id}/{kind}",
+            Public,
+            post(bootstrap::callback),
+        )
+        .add(
+            "GET",
+            "/servers/{server_id}/onboarding",
+            Session,
+            get(ui::onboarding::status_json),
+        )
+        .add(
+            "POST",
+            "/servers/{server_id}/bootstrap-line",
+            Session,
+            post(ui::onboarding::regenerate_line),
+        )
+        .add(
+            "POST",
+            "/servers/{server_id}/bootstrap-line/revoke",
+            Session,
+            post(ui::onboarding::revoke_line),
+        )
+        .add(
+            "POST",
+            "/servers/{server_id}/provisioning/resume",
+            Session,
+            post(ui::onboarding::resume),
+        )
+        .add(
+            "POST",
+            "/servers/{server_id}/provisioning",
+            Session,
+            post(ui::onboarding::reprovision),
+        )
+        .add(
+            "GET",
+            "/api/v1/servers/{server_id}/bootstrap-line",
+            Token(Write),
+            get(api::onboarding::show_line),
+        )
+        .add(
+            "POST",
+            "/api/v1/servers/{server_id}/bootstrap-line",
+            Token(Write),
+            post(api::onboarding::regenerate_line),
+        )
+        .add(
+            "DELETE",
+            "/api/v1/servers/{server_id}/bootstrap-line",
+            Token(Write),
+            delete(api::onboarding::revoke_line),
+        )
+        .add(
+            "GET",
+            "/api/v1/servers/{server_id}/provisioning",
+            Token(Read),
+            get(api::onboarding::status),
+        )
+        .add(
+            "POST",
+            "/api/v1/servers/{server_id}/provisioning",
+            Token(Write),
+            post(api::onboarding::reprovision),
+        )
+        .add(
+            "POST",
+            "/api/v1/servers/{server_id}/provisioning/resume",
+            Token(Write),
+            post(api::onboarding::resume),
         )
         .add("GET", "/api", Public, get(ui::pages::api_reference))
         // The JSON API.
@@ -162,6 +282,60 @@ pub fn table() -> RouteTable {
             "/api/v1/servers/{server_id}/diagnostics",
             Token(Deploy),
             post(api::servers::diagnostics),
+        )
+        .add(
+            "GET",
+            "/api/v1/servers/{server_id}/php",
+            Token(Read),
+            get(api::php::show),
+        )
+        .add(
+            "POST",
+            "/api/v1/servers/{server_id}/php",
+            Token(Deploy),
+            post(api::php::install),
+        )
+        .add(
+            "DELETE",
+            "/api/v1/servers/{server_id}/php/{version}",
+            Token(Deploy),
+            delete(api::php::remove),
+        )
+        .add(
+            "POST",
+            "/api/v1/servers/{server_id}/php/{version}/cli-default",
+            Token(Deploy),
+            post(api::php::cli_default),
+        )
+        .add(
+            "POST",
+            "/api/v1/servers/{server_id}/php/{version}/extensions",
+            Token(Deploy),
+            post(api::php::install_extension),
+        )
+        .add(
+            "DELETE",
+            "/api/v1/servers/{server_id}/php/{version}/extensions/{extension}",
+            Token(Deploy),
+            delete(api::php::remove_extension),
+        )
+        .add(
+            "GET",
+            "/api/v1/servers/{server_id}/firewall-rules",
+            Token(Read),
+            get(api::firewall::list),
+        )
+        .add(
+            "POST",
+            "/api/v1/servers/{server_id}/firewall-rules",
+            Token(Deploy),
+            post(api::firewall::add),
+        )
+        .add(
+            "DELETE",
+            "/api/v1/servers/{server_id}/firewall-rules/{rule_id}",
+            Token(Deploy),
+            delete(api::firewall::remove),
         )
         .add("GET", "/api/v1/jobs", Token(Read), get(api::jobs::list))
         .add("GET", "/api/v1/jobs/{job_id}", Token(Read), get(api::jobs::show))

@@ -32,6 +32,12 @@ pub struct ServerView {
     /// Whether BrokeForge has reached the server yet (`pending` until onboarding).
     pub connection_status: String,
     pub provision_status: String,
+    /// The operating system the server reported at bootstrap, such as `debian 12 (bookworm)`.
+    pub os: Option<String>,
+    /// Whether the server's SSH host keys are pinned (after bootstrap).
+    pub host_key_pinned: bool,
+    /// The public half of the deploy key the server made for Git (after bootstrap).
+    pub deploy_public_key: Option<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -57,6 +63,15 @@ impl ServerView {
                 .to_owned(),
             connection_status: record.connection_status.clone(),
             provision_status: record.provision_status.clone(),
+            os: record.os_name.as_ref().map(|name| {
+                let version = record.os_version.as_deref().unwrap_or_default();
+                match record.os_codename.as_deref().filter(|codename| !codename.is_empty()) {
+                    Some(codename) => format!("{name} {version} ({codename})"),
+                    None => format!("{name} {version}"),
+                }
+            }),
+            host_key_pinned: record.host_key.is_some(),
+            deploy_public_key: record.deploy_public_key.clone(),
             created_at: record.created_at,
             updated_at: record.updated_at,
         }

@@ -107,9 +107,60 @@
     source.addEventListener("end", function () { source.close(); });
   }
 
-  if (document.readyState === "loading") {
-    document.addEventListener("DOMContentLoaded", setupProgress);
-  } else {
+  // Copy buttons: data-copy names the element whose text is copied.
+  document.addEventListener("click", function (event) {
+    var button = event.target.closest ? event.target.closest("[data-copy]") : null;
+    if (!button || !navigator.clipboard) { return; }
+    var source = document.getElementById(button.getAttribute("data-copy"));
+    if (!source) { return; }
+    navigator.clipboard.writeText(source.textContent.trim()).then(function () {
+      var label = button.textContent;
+      button.textContent = "Copied";
+      setTimeout(function () { button.textContent = label; }, 1500);
+    });
+  });
+
+  // The onboarding stages of a server page follow the server while it is set up;
+  // the page reloads once when a stage finishes, fails, or the line gets used.
+  function setupOnboarding() {
+    var section = document.getElementById("onboarding");
+    if (!section || section.getAttribute("data-live") !== "true" || !window.fetch) { return; }
+    var serverId = section.getAttribute("data-server-id");
+    function signature(status) {
+      return status.stages.map(function (stage) { return stage.state; }).join(",") + "|" +
+        status.connection_status + "|" + status.provision_status + "|" + status.line_usable;
+    }
+    var known = null;
+    function poll() {
+      fetch("/servers/" + serverId + "/onboarding", { credentials: "same-origin", headers: { "Accept": "application/json" } })
+        .then(function (response) { return response.ok ? response.json() : null; })
+        .then(function (status) {
+          if (!status) { return; }
+          status.stages.forEach(function (stage) {
+            var item = section.querySelector('li[data-stage="' + stage.key + '"]');
+            if (!item) { return; }
+            item.className = "milestone status-" + stage.state;
+            var label = item.querySelector(".milestone-status");
+            if (label) { label.textContent = stage.state; }
+          });
+          var current = signature(status);
+          if (known === null) { known = current; }
+          else if (current !== known) { window.location.reload(); return; }
+          setTimeout(poll, 2000);
+        })
+        .catch(function () { setTimeout(poll, 5000); });
+    }
+    setTimeout(poll, 2000);
+  }
+
+  function setup() {
     setupProgress();
+    setupOnboarding();
+  }
+
+  if (document.readyState === "loading") {
+    document.addEventListener("DOMContentLoaded", setup);
+  } else {
+    setup();
   }
 })();

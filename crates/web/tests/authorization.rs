@@ -46,6 +46,35 @@ fn expectations() -> BTreeMap<(&'static str, &'static str), Expected> {
         ("POST", "/servers/{server_id}", [403, 404, 403, 303]),
         ("POST", "/servers/{server_id}/delete", [403, 404, 403, 303]),
         ("POST", "/servers/{server_id}/diagnostics", [403, 404, 403, 303]),
+        ("GET", "/servers/{server_id}/php", [303, 404, 303, 200]),
+        ("POST", "/servers/{server_id}/php", [403, 404, 403, 303]),
+        (
+            "POST",
+            "/servers/{server_id}/php/{version}/remove",
+            [403, 404, 403, 303],
+        ),
+        (
+            "POST",
+            "/servers/{server_id}/php/{version}/default",
+            [403, 404, 403, 303],
+        ),
+        (
+            "POST",
+            "/servers/{server_id}/php/{version}/extensions",
+            [403, 404, 403, 303],
+        ),
+        (
+            "POST",
+            "/servers/{server_id}/php/{version}/extensions/{extension}/remove",
+            [403, 404, 403, 303],
+        ),
+        ("GET", "/servers/{server_id}/firewall", [303, 404, 303, 200]),
+        ("POST", "/servers/{server_id}/firewall", [403, 404, 403, 303]),
+        (
+            "POST",
+            "/servers/{server_id}/firewall/{rule_id}/remove",
+            [403, 404, 403, 303],
+        ),
         ("GET", "/jobs", [303, 200, 303, 200]),
         ("GET", "/jobs/{job_id}", [303, 404, 303, 200]),
         ("GET", "/jobs/{job_id}/events", [303, 404, 303, 200]),
@@ -54,6 +83,39 @@ fn expectations() -> BTreeMap<(&'static str, &'static str), Expected> {
         ("GET", "/activity", [303, 200, 303, 200]),
         ("GET", "/admin/users/{user_id}/activity", [303, 403, 303, 200]),
         ("GET", "/api", [200, 200, 200, 200]),
+        ("GET", "/bootstrap/{token}", [200, 200, 200, 200]),
+        ("POST", "/bootstrap/callback/{line_id}/{kind}", [401, 401, 401, 401]),
+        ("GET", "/servers/{server_id}/onboarding", [303, 404, 303, 200]),
+        ("POST", "/servers/{server_id}/bootstrap-line", [403, 404, 403, 303]),
+        (
+            "POST",
+            "/servers/{server_id}/bootstrap-line/revoke",
+            [403, 404, 403, 303],
+        ),
+        ("POST", "/servers/{server_id}/provisioning/resume", [403, 404, 403, 409]),
+        ("POST", "/servers/{server_id}/provisioning", [403, 404, 403, 409]),
+        (
+            "GET",
+            "/api/v1/servers/{server_id}/bootstrap-line",
+            [401, 404, 403, 200],
+        ),
+        (
+            "POST",
+            "/api/v1/servers/{server_id}/bootstrap-line",
+            [401, 404, 403, 201],
+        ),
+        (
+            "DELETE",
+            "/api/v1/servers/{server_id}/bootstrap-line",
+            [401, 404, 403, 204],
+        ),
+        ("GET", "/api/v1/servers/{server_id}/provisioning", [401, 404, 403, 200]),
+        ("POST", "/api/v1/servers/{server_id}/provisioning", [401, 404, 403, 409]),
+        (
+            "POST",
+            "/api/v1/servers/{server_id}/provisioning/resume",
+            [401, 404, 403, 409],
+        ),
         ("GET", "/api/v1/openapi.json", [200, 200, 200, 200]),
         ("POST", "/api/v1/auth/token", [201, 201, 201, 201]),
         ("GET", "/api/v1/me", [401, 200, 403, 200]),
@@ -63,6 +125,43 @@ fn expectations() -> BTreeMap<(&'static str, &'static str), Expected> {
         ("PATCH", "/api/v1/servers/{server_id}", [401, 404, 403, 200]),
         ("DELETE", "/api/v1/servers/{server_id}", [401, 404, 403, 204]),
         ("POST", "/api/v1/servers/{server_id}/diagnostics", [401, 404, 403, 202]),
+        ("GET", "/api/v1/servers/{server_id}/php", [401, 404, 403, 200]),
+        ("POST", "/api/v1/servers/{server_id}/php", [401, 404, 403, 202]),
+        (
+            "DELETE",
+            "/api/v1/servers/{server_id}/php/{version}",
+            [401, 404, 403, 202],
+        ),
+        (
+            "POST",
+            "/api/v1/servers/{server_id}/php/{version}/cli-default",
+            [401, 404, 403, 202],
+        ),
+        (
+            "POST",
+            "/api/v1/servers/{server_id}/php/{version}/extensions",
+            [401, 404, 403, 202],
+        ),
+        (
+            "DELETE",
+            "/api/v1/servers/{server_id}/php/{version}/extensions/{extension}",
+            [401, 404, 403, 202],
+        ),
+        (
+            "GET",
+            "/api/v1/servers/{server_id}/firewall-rules",
+            [401, 404, 403, 200],
+        ),
+        (
+            "POST",
+            "/api/v1/servers/{server_id}/firewall-rules",
+            [401, 404, 403, 202],
+        ),
+        (
+            "DELETE",
+            "/api/v1/servers/{server_id}/firewall-rules/{rule_id}",
+            [401, 404, 403, 202],
+        ),
         ("GET", "/api/v1/jobs", [401, 200, 403, 200]),
         ("GET", "/api/v1/jobs/{job_id}", [401, 404, 403, 200]),
         ("GET", "/api/v1/jobs/{job_id}/events", [401, 404, 403, 200]),
@@ -84,6 +183,36 @@ fn expectations() -> BTreeMap<(&'static str, &'static str), Expected> {
         );
     }
     map
+}
+
+/// Records what provisioning leaves on a server (the firewall; PHP 8.3 as the
+/// command-line default and PHP 8.2 with curl) and one firewall rule, whose id it
+/// returns, so PHP and firewall routes have something to act on.
+async fn provisioned(app: &TestApp, server_id: i64) -> i64 {
+    use brokeforge_db::package_records::upsert_server_package;
+    let db = app.db();
+    upsert_server_package(db, server_id, "firewall", "ufw", "", "distro", &json!({}), "active")
+        .await
+        .unwrap();
+    for (version, extensions) in [("8.3", json!([])), ("8.2", json!(["curl"]))] {
+        let configuration = json!({ "extensions": extensions });
+        upsert_server_package(db, server_id, "php", "php", version, version, &configuration, "active")
+            .await
+            .unwrap();
+    }
+    upsert_server_package(db, server_id, "php", "php-cli-default", "", "8.3", &json!({}), "active")
+        .await
+        .unwrap();
+    let rule = brokeforge_db::firewall_rules::NewFirewallRule {
+        server_id,
+        rule_action: "allow",
+        port: "3306",
+        protocol: "tcp",
+        source: None,
+        comment: None,
+        status: "active",
+    };
+    brokeforge_db::firewall_rules::insert(db, &rule).await.unwrap().id
 }
 
 /// The body a route needs for its owner call to succeed.
@@ -109,6 +238,9 @@ fn form_fields(path: &str, unique: &str) -> Vec<(String, String)> {
             ("provider", "custom".into()),
         ],
         "/servers/{server_id}/diagnostics" => vec![("steps", "1".into())],
+        "/servers/{server_id}/php" => vec![("version", "8.4".into())],
+        "/servers/{server_id}/php/{version}/extensions" => vec![("extension", "redis".into())],
+        "/servers/{server_id}/firewall" => vec![("port", "8080".into()), ("comment", "web".into())],
         _ => vec![],
     };
     pairs.into_iter().map(|(key, value)| (key.to_owned(), value)).collect()
@@ -122,6 +254,9 @@ fn json_body(method: &str, path: &str, unique: &str) -> Option<serde_json::Value
         ),
         ("PATCH", "/api/v1/servers/{server_id}") => Some(json!({ "name": "renamed" })),
         ("POST", "/api/v1/servers/{server_id}/diagnostics") => Some(json!({ "steps": 1 })),
+        ("POST", "/api/v1/servers/{server_id}/php") => Some(json!({ "version": "8.4" })),
+        ("POST", "/api/v1/servers/{server_id}/php/{version}/extensions") => Some(json!({ "extension": "redis" })),
+        ("POST", "/api/v1/servers/{server_id}/firewall-rules") => Some(json!({ "port": 8080 })),
         ("POST", "/api/v1/tokens") => Some(json!({ "name": "ci", "scopes": ["read"] })),
         ("POST", "/api/v1/users") => {
             Some(json!({ "email": format!("api-{unique}@example.com"), "password": PASSWORD }))
@@ -162,8 +297,9 @@ async fn every_route_enforces_its_access_rules() {
         app.new_session(&mut owner).await;
         app.new_session(&mut other).await;
         let principal = app.principal(&owner);
-        let server = brokeforge_app::servers::create(
+        let (server, _line) = brokeforge_app::onboarding::create_server(
             app.db(),
+            &app.state.sealer,
             &principal,
             AddressPolicy::default(),
             &ServerInput {
@@ -172,6 +308,7 @@ async fn every_route_enforces_its_access_rules() {
                 ssh_port: Some(json!(1000 + index)),
                 ..Default::default()
             },
+            "http://127.0.0.1:8080",
         )
         .await
         .unwrap();
@@ -182,6 +319,7 @@ async fn every_route_enforces_its_access_rules() {
         if route.path.ends_with("/retry") {
             app.state.queue.cancel(job).await.unwrap();
         }
+        let rule_id = provisioned(&app, server.id).await;
         let token = brokeforge_app::auth::create_token(
             app.db(),
             &principal,
@@ -201,6 +339,11 @@ async fn every_route_enforces_its_access_rules() {
             .replace("{token_id}", &token.record.id.to_string())
             .replace("{user_id}", &victim.id.to_string())
             .replace("{token}", &"0".repeat(64))
+            .replace("{version}", "8.2")
+            .replace("{extension}", "curl")
+            .replace("{rule_id}", &rule_id.to_string())
+            .replace("{line_id}", "1")
+            .replace("{kind}", "progress")
             .replace("{file}", "app.css");
         let unique = index.to_string();
         let scope_token = match route.access {

@@ -5,9 +5,12 @@
 
 pub mod admin_token;
 pub mod config;
+pub mod firewall;
 pub mod follow;
 pub mod jobs;
 pub mod login;
+pub mod onboarding;
+pub mod php;
 pub mod servers;
 
 use anyhow::{Context, bail};

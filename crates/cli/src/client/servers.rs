@@ -1,4 +1,5 @@
-//! `brokeforge servers list|show|create|delete|diagnostics`.
+//! `brokeforge servers list|show|create|delete|diagnostics`, and `servers php …` and
+//! `servers firewall …` (see [`super::php`] and [`super::firewall`]).
 
 use reqwest::Method;
 use serde_json::{Map, Value, json};
@@ -34,8 +35,45 @@ pub enum ServersCommand {
         #[arg(long)]
         database: Option<String>,
     },
-    /// Delete a server record.
-    Delete { server_id: i64 },
+    /// Delete a server, its records and its sealed keys.
+    Delete {
+        server_id: i64,
+        /// First remove BrokeForge's access from the server (the brokeforge user, its
+        /// sudo rules and BrokeForge's keys); the server is deleted when that succeeds.
+        #[arg(long)]
+        remove_access: bool,
+        /// With --remove-access: follow the job until it ends.
+        #[arg(long)]
+        follow: bool,
+    },
+    /// Show the server's bootstrap line, issue a new one, or revoke it.
+    BootstrapLine {
+        server_id: i64,
+        /// Issue a new line (the old one stops working).
+        #[arg(long, conflicts_with = "revoke")]
+        new: bool,
+        #[arg(long)]
+        revoke: bool,
+    },
+    /// Show where the server's onboarding stands (numbered stages).
+    Provisioning {
+        server_id: i64,
+        /// Wait until provisioning ends; exit non-zero when it stops on a failure.
+        #[arg(long)]
+        wait: bool,
+    },
+    /// Resume onboarding from the step that failed.
+    Resume {
+        server_id: i64,
+        #[arg(long)]
+        follow: bool,
+    },
+    /// Provision the server again (packages already in place report no change).
+    Provision {
+        server_id: i64,
+        #[arg(long)]
+        follow: bool,
+    },
     /// Run diagnostics on a server (a job with live milestones).
     Diagnostics {
         server_id: i64,
@@ -56,6 +94,16 @@ pub enum ServersCommand {
         /// Follow the job with a progress bar until it ends; exit non-zero if it fails.
         #[arg(long)]
         follow: bool,
+    },
+    /// PHP versions, the command-line default and extensions of a server.
+    Php {
+        #[command(subcommand)]
+        command: super::php::PhpCommand,
+    },
+    /// Firewall rules of a server.
+    Firewall {
+        #[command(subcommand)]
+        command: super::firewall::FirewallCommand,
     },
 }
 
@@ -78,6 +126,8 @@ fn print_server(server: &Value) {
 pub async fn run(options: &ClientOptions, command: ServersCommand) -> anyhow::Result<()> {
     let client = ApiClient::from_options(options)?;
     match command {
+        ServersCommand::Php { command } => return super::php::run(&client, options, command).await,
+        ServersCommand::Firewall { command } => return super::firewall::run(&client, options, command).await,
         ServersCommand::List { limit } => {
             let page = client.get(&format!("/api/v1/servers?limit={limit}")).await?;
             if options.json {
@@ -143,17 +193,51 @@ pub async fn run(options: &ClientOptions, command: ServersCommand) -> anyhow::Re
                 print_json(&server);
             } else {
                 println!("Created server {} ({}).", text(&server, "/name"), text(&server, "/id"));
+                println!();
+                super::onboarding::print_line(&server["bootstrap_line"]);
+                println!(
+                    "Then watch it with `brokeforge servers provisioning {} --wait`.",
+                    text(&server, "/id")
+                );
             }
         }
-        ServersCommand::Delete { server_id } => {
-            client
-                .call(Method::DELETE, &format!("/api/v1/servers/{server_id}"), None)
-                .await?;
-            if options.json {
+        ServersCommand::Delete {
+            server_id,
+            remove_access,
+            follow,
+        } => {
+            let path = if remove_access {
+                format!("/api/v1/servers/{server_id}?remove_access=true")
+            } else {
+                format!("/api/v1/servers/{server_id}")
+            };
+            let answer = client.call(Method::DELETE, &path, None).await?;
+            if let Some(job_id) = answer["id"].as_i64().filter(|_| remove_access) {
+                if follow {
+                    return follow::follow(&client, job_id, options.json).await;
+                }
+                if options.json {
+                    print_json(&answer)
+                } else {
+                    println!("Removing BrokeForge's access (job #{job_id}); the server is deleted when that succeeds.")
+                }
+            } else if options.json {
                 print_json(&json!({ "deleted": server_id }))
             } else {
                 println!("Deleted server {server_id}.")
             }
+        }
+        ServersCommand::BootstrapLine { server_id, new, revoke } => {
+            return super::onboarding::bootstrap_line(&client, options, server_id, new, revoke).await;
+        }
+        ServersCommand::Provisioning { server_id, wait } => {
+            return super::onboarding::provisioning(&client, options, server_id, wait).await;
+        }
+        ServersCommand::Resume { server_id, follow } => {
+            return super::onboarding::start(&client, options, server_id, true, follow).await;
+        }
+        ServersCommand::Provision { server_id, follow } => {
+            return super::onboarding::start(&client, options, server_id, false, follow).await;
         }
         ServersCommand::Diagnostics {
             server_id,

@@ -6,8 +6,11 @@
 //! alike. The OpenAPI document is generated from these handlers.
 
 pub mod audit;
+pub mod firewall;
 pub mod jobs;
 pub mod me;
+pub mod onboarding;
+pub mod php;
 pub mod servers;
 pub mod tokens;
 pub mod users;
@@ -96,13 +99,20 @@ impl Modify for SecurityAddon {
         jobs::list, jobs::show, crate::sse::job_events_api, jobs::cancel, jobs::retry,
         audit::list, tokens::list, tokens::create, tokens::revoke,
         users::list, users::create, users::remove,
+        php::show, php::install, php::remove, php::cli_default, php::install_extension, php::remove_extension,
+        firewall::list, firewall::add, firewall::remove,
+        onboarding::show_line, onboarding::regenerate_line, onboarding::revoke_line, onboarding::status,
+        onboarding::resume, onboarding::reprovision,
     ),
     components(schemas(ErrorEnvelope, ErrorBody)),
     modifiers(&SecurityAddon),
     tags(
         (name = "account", description = "Who you are, and your API tokens"),
         (name = "servers", description = "Server records"),
+        (name = "onboarding", description = "Bootstrap lines and provisioning"),
         (name = "jobs", description = "Background jobs and their live progress"),
+        (name = "php", description = "PHP versions, the command-line default and extensions on a server"),
+        (name = "firewall", description = "Firewall rules added to a server"),
         (name = "audit", description = "Who did what, and when"),
     )
 )]

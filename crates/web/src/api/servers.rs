@@ -44,6 +44,14 @@ pub struct ServerCreateBody {
     pub database: Option<String>,
 }
 
+/// A new server and the line to run on it as root.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ServerCreatedView {
+    #[serde(flatten)]
+    pub server: ServerView,
+    pub bootstrap_line: super::onboarding::BootstrapLineView,
+}
+
 /// Changes to a server; fields left out keep their values.
 #[derive(Debug, ToSchema)]
 #[allow(dead_code)]
@@ -94,16 +102,29 @@ pub async fn list(
 #[utoipa::path(
     post, path = "/api/v1/servers", tag = "servers", summary = "Create a server record",
     request_body = ServerCreateBody,
-    responses((status = 201, body = ServerView), (status = 403, body = crate::api::ErrorEnvelope), (status = 422, description = "Invalid fields; nothing was created", body = crate::api::ErrorEnvelope)),
+    responses((status = 201, body = ServerCreatedView), (status = 403, body = crate::api::ErrorEnvelope), (status = 422, description = "Invalid fields; nothing was created", body = crate::api::ErrorEnvelope)),
     security(("token" = ["write"]))
 )]
 pub async fn create(
     State(state): State<AppState>,
     ApiUser(principal): ApiUser,
+    headers: axum::http::HeaderMap,
     ApiJson(input): ApiJson<ServerInput>,
 ) -> Result<Response, ApiError> {
-    let record = servers::create(&state.db, &principal, state.config.address_policy, &input).await?;
-    let mut response = (StatusCode::CREATED, Json(ServerView::from_record(&record))).into_response();
+    let (record, line) = brokeforge_app::onboarding::create_server(
+        &state.db,
+        &state.sealer,
+        &principal,
+        state.config.address_policy,
+        &input,
+        &state.base_url(&headers),
+    )
+    .await?;
+    let created = ServerCreatedView {
+        server: ServerView::from_record(&record),
+        bootstrap_line: super::onboarding::BootstrapLineView::from_line(line),
+    };
+    let mut response = (StatusCode::CREATED, Json(created)).into_response();
     if let Ok(location) = HeaderValue::from_str(&format!("/api/v1/servers/{}", record.id)) {
         response.headers_mut().insert(header::LOCATION, location);
     }
@@ -145,20 +166,39 @@ pub async fn update(
     Ok(Json(ServerView::from_record(&record)))
 }
 
+/// How to delete a server.
+#[derive(Debug, Default, serde::Deserialize, utoipa::IntoParams)]
+pub struct DeleteQuery {
+    /// First remove BrokeForge's access from the server (the brokeforge user, its
+    /// sudo rules and BrokeForge's keys in root's authorized_keys); the records go
+    /// when that job succeeds.
+    #[serde(default)]
+    pub remove_access: bool,
+}
+
 /// Delete a server.
 #[utoipa::path(
-    delete, path = "/api/v1/servers/{server_id}", tag = "servers", summary = "Delete a server record",
-    params(("server_id" = i64, Path, description = "The server's id")),
-    responses((status = 204, description = "Deleted"), (status = 404, body = crate::api::ErrorEnvelope)),
+    delete, path = "/api/v1/servers/{server_id}", tag = "servers", summary = "Delete a server (optionally removing BrokeForge's access first)",
+    params(("server_id" = i64, Path, description = "The server's id"), DeleteQuery),
+    responses((status = 204, description = "Deleted, with its sealed keys erased"), (status = 202, description = "A job removes BrokeForge's access; the server is deleted when it succeeds", body = JobView), (status = 404, body = crate::api::ErrorEnvelope), (status = 409, description = "BrokeForge never reached the server", body = crate::api::ErrorEnvelope)),
     security(("token" = ["write"]))
 )]
 pub async fn remove(
     State(state): State<AppState>,
     ApiUser(principal): ApiUser,
     Path(server_id): Path<String>,
-) -> Result<StatusCode, ApiError> {
-    servers::delete(&state.db, &principal, parse_id(&server_id, "server")?).await?;
-    Ok(StatusCode::NO_CONTENT)
+    Query(query): Query<DeleteQuery>,
+) -> Result<Response, ApiError> {
+    let server_id = parse_id(&server_id, "server")?;
+    match brokeforge_app::onboarding::delete_server(&state.db, &state.queue, &principal, server_id, query.remove_access)
+        .await?
+    {
+        brokeforge_app::onboarding::Deletion::Deleted => Ok(StatusCode::NO_CONTENT.into_response()),
+        brokeforge_app::onboarding::Deletion::RemovingAccess(job_id) => {
+            let job = jobs::get(&state.db, &principal, job_id.0).await?;
+            Ok((StatusCode::ACCEPTED, Json(JobView::from_row(&job))).into_response())
+        }
+    }
 }
 
 /// Start a diagnostics run.

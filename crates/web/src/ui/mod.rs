@@ -4,7 +4,10 @@
 
 pub mod account;
 pub mod assets;
+pub mod firewall;
+pub mod onboarding;
 pub mod pages;
+pub mod php;
 
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
@@ -90,9 +93,14 @@ pub fn render(status: StatusCode, template: &str, context: Value) -> Response {
 /// text never travels in the URL.
 pub fn notice_text(key: Option<&str>) -> Option<&'static str> {
     Some(match key? {
-        "server_created" => "Server created.",
+        "server_created" => "Server created. Run the bootstrap line below on the server, as root.",
         "server_updated" => "Server saved.",
         "server_deleted" => "Server deleted.",
+        "server_deleting" => {
+            "BrokeForge is removing its access from the server; the server disappears when that is done."
+        }
+        "bootstrap_line_issued" => "A new bootstrap line was issued; the previous one no longer works.",
+        "bootstrap_line_revoked" => "The bootstrap line was revoked.",
         "job_retried" => "The job was queued again.",
         "job_cancelled" => "Cancellation requested.",
         "password_changed" => "Password changed. Your other sessions were signed out.",

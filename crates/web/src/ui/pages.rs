@@ -155,17 +155,22 @@ fn values_from_form(form: &FormFields) -> minijinja::Value {
 pub async fn server_create(
     State(state): State<AppState>,
     SessionUser(principal): SessionUser,
+    headers: axum::http::HeaderMap,
     Form(form): Form<FormFields>,
 ) -> Result<Response, PageError> {
-    match servers::create(
+    match brokeforge_app::onboarding::create_server(
         &state.db,
+        &state.sealer,
         &principal,
         state.config.address_policy,
         &input_from_form(&form),
+        &state.base_url(&headers),
     )
     .await
     {
-        Ok(record) => Ok(Redirect::to(&format!("/servers/{}?notice=server_created", record.id)).into_response()),
+        Ok((record, _line)) => {
+            Ok(Redirect::to(&format!("/servers/{}?notice=server_created", record.id)).into_response())
+        }
         Err(AppError::Validation(errors)) => Ok(server_form(
             &principal,
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -181,6 +186,7 @@ pub async fn server_create(
 pub async fn server_show(
     State(state): State<AppState>,
     SessionUser(principal): SessionUser,
+    headers: axum::http::HeaderMap,
     Path(server_id): Path<String>,
     Query(query): Query<NoticeQuery>,
 ) -> Result<Response, PageError> {
@@ -196,11 +202,13 @@ pub async fn server_show(
         .iter()
         .map(AuditView::from_record)
         .collect();
+    let onboarding = super::onboarding::onboarding_context(&state, &principal, &headers, server_id).await?;
     let context = page_context(
         &principal,
         "servers",
         context! {
             server => sv(ServerView::from_record(&record)), jobs => sv(server_jobs), activity => sv(activity),
+            onboarding => onboarding,
             notice => notice_text(query.notice.as_deref()),
         },
     );
@@ -256,9 +264,20 @@ pub async fn server_delete(
     State(state): State<AppState>,
     SessionUser(principal): SessionUser,
     Path(server_id): Path<String>,
+    Form(form): Form<FormFields>,
 ) -> Result<Response, PageError> {
-    servers::delete(&state.db, &principal, parse_id(&server_id, "server")?).await?;
-    Ok(Redirect::to("/servers?notice=server_deleted").into_response())
+    let remove_access = form.get("remove_access") == "on";
+    let server_id = parse_id(&server_id, "server")?;
+    match brokeforge_app::onboarding::delete_server(&state.db, &state.queue, &principal, server_id, remove_access)
+        .await?
+    {
+        brokeforge_app::onboarding::Deletion::Deleted => {
+            Ok(Redirect::to("/servers?notice=server_deleted").into_response())
+        }
+        brokeforge_app::onboarding::Deletion::RemovingAccess(job) => {
+            Ok(Redirect::to(&format!("/jobs/{job}?notice=server_deleting")).into_response())
+        }
+    }
 }
 
 /// `POST /servers/{server_id}/diagnostics`: starts a diagnostics run and shows its progress.

@@ -89,6 +89,20 @@ try {
   await shot(page, "06-server");
   const serverUrl = page.url().split("?")[0];
 
+  // Onboarding: the bootstrap line to copy, and the numbered stages waiting for it.
+  const line = await text(page, "#bootstrap-command");
+  expect(/^curl -fsSL \S+\/bootstrap\/[0-9a-f]{64} \| sudo bash$/.test(line.trim()), "the bootstrap line is shown: " + line);
+  expect((await text(page, "[data-stage=waiting_for_connection]")).includes("1. Waiting for connection"), "stage 1 is listed");
+  expect((await page.getAttribute("[data-stage=waiting_for_connection]", "class")).includes("status-running"), "stage 1 runs");
+  await page.click("form[action$='/bootstrap-line/revoke'] button");
+  await page.waitForURL(/notice=bootstrap_line_revoked/);
+  expect((await page.locator("#bootstrap-command").count()) === 0, "a revoked line is gone");
+  await page.click("[data-testid=new-bootstrap-line]");
+  await page.waitForURL(/notice=bootstrap_line_issued/);
+  const renewed = await text(page, "#bootstrap-command");
+  expect(renewed.trim() !== line.trim() && renewed.includes("/bootstrap/"), "a new line replaces the old one");
+  await shot(page, "06b-server-bootstrap-line");
+
   // Watch a job's progress update live, without reloading the page.
   await page.fill("input[name=steps]", "5");
   await page.fill("input[name=step_ms]", "700");
