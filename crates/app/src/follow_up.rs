@@ -23,6 +23,8 @@ pub enum FollowUp {
     },
     /// The job removed BrokeForge's access; the server's records go next.
     DeleteServer,
+    /// The job installs (or, `removing`, removes) site `site_id`.
+    Site { site_id: i64, removing: bool },
 }
 
 /// How the job ended.
@@ -58,6 +60,9 @@ pub async fn run(
         } => {
             crate::php_versions::after_extension_job(environment, server_id, *version, *extension, *installed, finished)
                 .await
+        }
+        FollowUp::Site { site_id, removing } => {
+            crate::sites::after_job(environment, job_id, *site_id, *removing, finished).await
         }
     }
 }

@@ -8,6 +8,7 @@ pub mod accounts;
 pub mod audit;
 pub mod auth;
 pub mod crypto;
+pub mod deployments;
 pub mod diagnostics;
 pub mod error;
 pub mod firewall_rules;
@@ -18,5 +19,9 @@ pub mod operations;
 pub mod php_versions;
 pub mod provisioning;
 pub mod servers;
+pub mod site_commands;
+pub mod site_operations;
+pub mod sites;
+pub mod webhooks;
 
 pub use error::{AppError, FieldErrors};

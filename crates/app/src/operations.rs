@@ -25,6 +25,11 @@ use brokeforge_packages::nodejs::NodeJsInstall;
 use brokeforge_packages::php::extension::{PhpExtensionInstall, PhpExtensionRemove};
 use brokeforge_packages::php::{PhpCliDefaultInstall, PhpInstall, PhpRemove};
 use brokeforge_packages::server_access::ServerAccessRemove;
+use brokeforge_packages::site::deploy::{SiteDeploy, SiteRollback};
+use brokeforge_packages::site::env::EnvFileWrite;
+use brokeforge_packages::site::files::{SiteFileDelete, SiteFileWrite};
+use brokeforge_packages::site::git::GitKnownHostsInstall;
+use brokeforge_packages::site::install::{SiteInstall, SiteRemove};
 use brokeforge_packages::site_command::SiteCommandRun;
 use brokeforge_packages::supervisor::SupervisorInstall;
 use brokeforge_packages::time_sync::{TimeSyncInstall, TimeSyncRemove};
@@ -592,6 +597,17 @@ pub enum PackageOperation {
     ComposerInstall(<ComposerInstall as Operation>::Input),
     ServerAccessRemove(<ServerAccessRemove as Operation>::Input),
     SiteCommandRun(<SiteCommandRun as Operation>::Input),
+    SiteInstall(<SiteInstall as Operation>::Input),
+    SiteRemove(<SiteRemove as Operation>::Input),
+    GitKnownHostsInstall(<GitKnownHostsInstall as Operation>::Input),
+    SiteDeploy(<SiteDeploy as Operation>::Input),
+    SiteRollback(<SiteRollback as Operation>::Input),
+    /// Its contents are secret and never serialize: build it in memory and run it
+    /// with `execute_payload`, never through `enqueue`.
+    EnvFileWrite(<EnvFileWrite as Operation>::Input),
+    /// Its contents never serialize either (see `EnvFileWrite`).
+    SiteFileWrite(<SiteFileWrite as Operation>::Input),
+    SiteFileDelete(<SiteFileDelete as Operation>::Input),
 }
 
 /// The payload of a `package.operation` job.
@@ -653,6 +669,16 @@ pub async fn execute_payload(
             execute::<ServerAccessRemove>(environment, events, job_id, input).await
         }
         PackageOperation::SiteCommandRun(input) => execute::<SiteCommandRun>(environment, events, job_id, input).await,
+        PackageOperation::SiteInstall(input) => execute::<SiteInstall>(environment, events, job_id, input).await,
+        PackageOperation::SiteRemove(input) => execute::<SiteRemove>(environment, events, job_id, input).await,
+        PackageOperation::GitKnownHostsInstall(input) => {
+            execute::<GitKnownHostsInstall>(environment, events, job_id, input).await
+        }
+        PackageOperation::SiteDeploy(input) => execute::<SiteDeploy>(environment, events, job_id, input).await,
+        PackageOperation::SiteRollback(input) => execute::<SiteRollback>(environment, events, job_id, input).await,
+        PackageOperation::EnvFileWrite(input) => execute::<EnvFileWrite>(environment, events, job_id, input).await,
+        PackageOperation::SiteFileWrite(input) => execute::<SiteFileWrite>(environment, events, job_id, input).await,
+        PackageOperation::SiteFileDelete(input) => execute::<SiteFileDelete>(environment, events, job_id, input).await,
     }
 }
 

@@ -67,6 +67,13 @@ enum Command {
         #[command(subcommand)]
         command: client::servers::ServersCommand,
     },
+    /// Manage sites, deployments and site commands through the API.
+    Sites {
+        #[command(flatten)]
+        client: client::ClientOptions,
+        #[command(subcommand)]
+        command: client::sites::SitesCommand,
+    },
     /// Inspect and follow jobs through the API.
     Jobs {
         #[command(flatten)]
@@ -95,6 +102,7 @@ fn main() -> ExitCode {
             Command::Login(args) => client::login::login(args).await,
             Command::Logout => client::login::logout(),
             Command::Servers { client, command } => client::servers::run(&client, command).await,
+            Command::Sites { client, command } => client::sites::run(&client, command).await,
             Command::Jobs { client, command } => client::jobs::run(&client, command).await,
         }
     });

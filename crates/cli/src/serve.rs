@@ -80,6 +80,7 @@ fn worker_pool_on(queue: Queue, options: &WorkerOptions, operations: &OperationE
     let mut registry = registry(&environment);
     brokeforge_app::operations::register(&mut registry, operations);
     brokeforge_app::onboarding::register(&mut registry, operations);
+    brokeforge_app::sites::register(&mut registry, operations);
     WorkerPool::new(queue, registry, config)
 }
 

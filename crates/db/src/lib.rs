@@ -23,6 +23,9 @@ pub mod server_access;
 pub mod servers;
 pub mod sessions;
 pub mod setup;
+pub mod site_commands;
+pub mod site_deployments;
+pub mod sites;
 pub mod throttle;
 pub mod users;
 

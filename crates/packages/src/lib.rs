@@ -25,6 +25,7 @@ pub mod php;
 pub mod registry;
 pub mod repository;
 pub mod server_access;
+pub mod site;
 pub mod site_command;
 pub mod ssh_key;
 pub mod supervisor;

@@ -125,6 +125,8 @@ string_enum! {
         EnvFile => "env-file",
         /// One command run in a site's directory.
         SiteCommand => "site-command",
+        /// The files of a site, as the file explorer changes them.
+        SiteFiles => "site-files",
     }
 }
 
@@ -148,7 +150,7 @@ impl PackageName {
             PackageName::Composer => PackageType::Composer,
             PackageName::MonitoringAgent => PackageType::Monitoring,
             PackageName::BrokeForgeAccess => PackageType::Access,
-            PackageName::Site | PackageName::DefaultSite => PackageType::Site,
+            PackageName::Site | PackageName::DefaultSite | PackageName::SiteFiles => PackageType::Site,
             PackageName::GitRepository | PackageName::DeployKey => PackageType::Git,
             PackageName::Deployment => PackageType::Deployment,
             PackageName::EnvFile => PackageType::Env,

@@ -15,6 +15,11 @@ use crate::nodejs::NodeJsInstall;
 use crate::php::extension::{PhpExtensionInstall, PhpExtensionRemove};
 use crate::php::{PhpCliDefaultInstall, PhpInstall, PhpRemove};
 use crate::server_access::ServerAccessRemove;
+use crate::site::deploy::{SiteDeploy, SiteRollback};
+use crate::site::env::EnvFileWrite;
+use crate::site::files::{SiteFileDelete, SiteFileWrite};
+use crate::site::git::GitKnownHostsInstall;
+use crate::site::install::{SiteInstall, SiteRemove};
 use crate::site_command::SiteCommandRun;
 use crate::supervisor::SupervisorInstall;
 use crate::time_sync::{TimeSyncInstall, TimeSyncRemove};
@@ -88,6 +93,14 @@ pub fn operations() -> Vec<OperationInfo> {
         OperationInfo::of::<NodeJsInstall>(),
         OperationInfo::of::<ComposerInstall>(),
         OperationInfo::of::<ServerAccessRemove>(),
+        OperationInfo::of::<SiteInstall>(),
+        OperationInfo::of::<SiteRemove>(),
+        OperationInfo::of::<GitKnownHostsInstall>(),
+        OperationInfo::of::<SiteDeploy>(),
+        OperationInfo::of::<SiteRollback>(),
+        OperationInfo::of::<EnvFileWrite>(),
+        OperationInfo::of::<SiteFileWrite>(),
+        OperationInfo::of::<SiteFileDelete>(),
         OperationInfo::of::<SiteCommandRun>(),
     ]
 }

@@ -45,6 +45,13 @@ pub enum Template {
     /// The bootstrap script a user pipes into `sudo bash`. Context: see
     /// [`crate::bootstrap`]; every value goes through `shell_quote`.
     BootstrapScript,
+    /// `/etc/nginx/sites-available/<domain>.conf`: one site's server block. Context:
+    /// `domain`, `site_type`, `site_root`, `server_names` (a list), `web_root`, `index`,
+    /// `access_log`, `error_log`, `socket` (the PHP-FPM socket; empty for static sites).
+    SiteVhost,
+    /// `/etc/php/X.Y/fpm/pool.d/<domain>.conf`: one site's PHP-FPM pool. Context:
+    /// `domain`, `version`, `pool`, `user`, `socket`, `max_children`.
+    SitePhpFpmPool,
 }
 
 impl Template {
@@ -57,6 +64,8 @@ impl Template {
         Template::NginxDefaultSite,
         Template::NginxDefaultPage,
         Template::BootstrapScript,
+        Template::SiteVhost,
+        Template::SitePhpFpmPool,
     ];
 
     /// The template's path below `crates/packages/templates/`.
@@ -69,6 +78,8 @@ impl Template {
             Template::NginxDefaultSite => "nginx/default-site.conf.j2",
             Template::NginxDefaultPage => "nginx/default-page.html.j2",
             Template::BootstrapScript => "bootstrap/bootstrap.sh.j2",
+            Template::SiteVhost => "site/nginx-vhost.conf.j2",
+            Template::SitePhpFpmPool => "site/php-fpm-pool.conf.j2",
         }
     }
 
@@ -82,6 +93,8 @@ impl Template {
             Template::NginxDefaultSite => include_str!("../templates/nginx/default-site.conf.j2"),
             Template::NginxDefaultPage => include_str!("../templates/nginx/default-page.html.j2"),
             Template::BootstrapScript => include_str!("../templates/bootstrap/bootstrap.sh.j2"),
+            Template::SiteVhost => include_str!("../templates/site/nginx-vhost.conf.j2"),
+            Template::SitePhpFpmPool => include_str!("../templates/site/php-fpm-pool.conf.j2"),
         }
     }
 }

@@ -79,6 +79,11 @@ fn packages_group_their_operations() {
             PackageName::NodeJs,
             PackageName::Composer,
             PackageName::BrokeForgeAccess,
+            PackageName::Site,
+            PackageName::GitRepository,
+            PackageName::Deployment,
+            PackageName::EnvFile,
+            PackageName::SiteFiles,
             PackageName::SiteCommand
         ]
     );

@@ -73,6 +73,16 @@ fn example_context(template: Template) -> serde_json::Value {
                 "supported_os": ["debian:12"], "supported_os_text": "Debian 12", "steps": steps,
             })
         }
+        Template::SiteVhost => serde_json::json!({
+            "domain": "example.com", "site_type": "laravel", "site_root": "/home/brokeforge/example.com",
+            "server_names": ["example.com", "www.example.com"], "web_root": "/home/brokeforge/example.com/current/public",
+            "index": "index.php index.html", "access_log": "/var/log/nginx/example.com-access.log",
+            "error_log": "/var/log/nginx/example.com-error.log", "socket": "/run/php/php8.3-fpm-example.com.sock",
+        }),
+        Template::SitePhpFpmPool => serde_json::json!({
+            "domain": "example.com", "version": "8.3", "pool": "example.com", "user": "brokeforge",
+            "socket": "/run/php/php8.3-fpm-example.com.sock", "max_children": 10,
+        }),
     }
 }
 

@@ -191,12 +191,14 @@ fn forbidden_form(message: &str) -> Response {
 /// exempt: they take no cookies.
 pub async fn csrf_guard(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let method = request.method().clone();
-    // The API authenticates with bearer tokens, and bootstrap callbacks with signed
-    // URLs: neither carries cookies, so neither can be forged cross-site.
+    // The API authenticates with bearer tokens, bootstrap callbacks with signed URLs
+    // and deploy webhooks with signed bodies: none carries cookies, so none can be
+    // forged cross-site.
     let path = request.uri().path();
     if matches!(method, Method::GET | Method::HEAD | Method::OPTIONS)
         || path.starts_with("/api/")
         || path.starts_with("/bootstrap/callback/")
+        || path.starts_with("/webhooks/")
     {
         return next.run(request).await;
     }

@@ -18,6 +18,7 @@ pub mod sse;
 pub mod templates;
 pub mod ui;
 pub mod views;
+pub mod webhooks;
 
 use std::sync::Arc;
 

@@ -6,7 +6,7 @@ use axum::Router;
 use axum::routing::{MethodRouter, delete, get, patch, post};
 
 use crate::AppState;
-use crate::{api, bootstrap, health, sse, ui};
+use crate::{api, bootstrap, health, sse, ui, webhooks};
 
 /// Who may call a route.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -159,6 +159,70 @@ pub fn table() -> RouteTable {
             "/servers/{server_id}/firewall/{rule_id}/remove",
             Session,
             post(ui::firewall::firewall_remove),
+        )
+        // Sites: pages, deployments, webhooks and commands.
+        .add(
+            "GET",
+            "/servers/{server_id}/sites/new",
+            Session,
+            get(ui::sites::site_new),
+        )
+        .add(
+            "POST",
+            "/servers/{server_id}/sites",
+            Session,
+            post(ui::sites::site_create),
+        )
+        .add("GET", "/sites/{site_id}", Session, get(ui::sites::site_show))
+        .add("POST", "/sites/{site_id}/deploy", Session, post(ui::sites::site_deploy))
+        .add(
+            "POST",
+            "/sites/{site_id}/rollback",
+            Session,
+            post(ui::sites::site_rollback),
+        )
+        .add(
+            "POST",
+            "/sites/{site_id}/reinstall",
+            Session,
+            post(ui::sites::site_reinstall),
+        )
+        .add("POST", "/sites/{site_id}/delete", Session, post(ui::sites::site_delete))
+        .add(
+            "POST",
+            "/sites/{site_id}/settings",
+            Session,
+            post(ui::sites::site_settings),
+        )
+        .add(
+            "POST",
+            "/sites/{site_id}/webhook",
+            Session,
+            post(ui::sites::site_webhook_enable),
+        )
+        .add(
+            "POST",
+            "/sites/{site_id}/webhook/disable",
+            Session,
+            post(ui::sites::site_webhook_disable),
+        )
+        .add(
+            "POST",
+            "/sites/{site_id}/commands",
+            Session,
+            post(ui::sites::site_command_run),
+        )
+        .add(
+            "GET",
+            "/sites/{site_id}/commands/{run_id}",
+            Session,
+            get(ui::sites::site_command_show),
+        )
+        .add(
+            "POST",
+            "/webhooks/sites/{site_id}/{provider}",
+            Public,
+            post(webhooks::receive),
         )
         .add("GET", "/jobs", Session, get(ui::pages::jobs_list))
         .add("GET", "/jobs/{job_id}", Session, get(ui::pages::job_show))
@@ -336,6 +400,97 @@ pub fn table() -> RouteTable {
             "/api/v1/servers/{server_id}/firewall-rules/{rule_id}",
             Token(Deploy),
             delete(api::firewall::remove),
+        )
+        .add(
+            "GET",
+            "/api/v1/servers/{server_id}/sites",
+            Token(Read),
+            get(api::sites::list),
+        )
+        .add(
+            "POST",
+            "/api/v1/servers/{server_id}/sites",
+            Token(Deploy),
+            post(api::sites::create),
+        )
+        .add("GET", "/api/v1/sites/{site_id}", Token(Read), get(api::sites::show))
+        .add(
+            "PATCH",
+            "/api/v1/sites/{site_id}",
+            Token(Write),
+            patch(api::sites::update),
+        )
+        .add(
+            "DELETE",
+            "/api/v1/sites/{site_id}",
+            Token(Deploy),
+            delete(api::sites::remove),
+        )
+        .add(
+            "POST",
+            "/api/v1/sites/{site_id}/reinstall",
+            Token(Deploy),
+            post(api::sites::reinstall),
+        )
+        .add(
+            "GET",
+            "/api/v1/sites/{site_id}/deployments",
+            Token(Read),
+            get(api::sites::deployment_list),
+        )
+        .add(
+            "POST",
+            "/api/v1/sites/{site_id}/deployments",
+            Token(Deploy),
+            post(api::sites::deploy),
+        )
+        .add(
+            "GET",
+            "/api/v1/sites/{site_id}/deployments/{deployment_id}",
+            Token(Read),
+            get(api::sites::deployment_show),
+        )
+        .add(
+            "GET",
+            "/api/v1/sites/{site_id}/releases",
+            Token(Read),
+            get(api::sites::release_list),
+        )
+        .add(
+            "POST",
+            "/api/v1/sites/{site_id}/rollback",
+            Token(Deploy),
+            post(api::sites::rollback),
+        )
+        .add(
+            "POST",
+            "/api/v1/sites/{site_id}/webhook",
+            Token(Write),
+            post(api::sites::webhook_enable),
+        )
+        .add(
+            "DELETE",
+            "/api/v1/sites/{site_id}/webhook",
+            Token(Write),
+            delete(api::sites::webhook_disable),
+        )
+        .add(
+            "GET",
+            "/api/v1/sites/{site_id}/commands",
+            Token(Read),
+            get(api::sites::command_list),
+        )
+        .add(
+            "POST",
+            "/api/v1/sites/{site_id}/commands",
+            Token(Deploy),
+            post(api::sites::command_run),
+        )
+        .add(
+            "GET",
+            "/api/v1/sites/{site_id}/commands/{run_id}",
+            Token(Read),
+            get(api::sites::command_show),
         )
         .add("GET", "/api/v1/jobs", Token(Read), get(api::jobs::list))
         .add("GET", "/api/v1/jobs/{job_id}", Token(Read), get(api::jobs::show))

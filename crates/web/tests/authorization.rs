@@ -75,6 +75,19 @@ fn expectations() -> BTreeMap<(&'static str, &'static str), Expected> {
             "/servers/{server_id}/firewall/{rule_id}/remove",
             [403, 404, 403, 303],
         ),
+        ("GET", "/servers/{server_id}/sites/new", [303, 404, 303, 200]),
+        ("POST", "/servers/{server_id}/sites", [403, 404, 403, 303]),
+        ("GET", "/sites/{site_id}", [303, 404, 303, 200]),
+        ("POST", "/sites/{site_id}/deploy", [403, 404, 403, 303]),
+        ("POST", "/sites/{site_id}/rollback", [403, 404, 403, 303]),
+        ("POST", "/sites/{site_id}/reinstall", [403, 404, 403, 303]),
+        ("POST", "/sites/{site_id}/delete", [403, 404, 403, 303]),
+        ("POST", "/sites/{site_id}/settings", [403, 404, 403, 303]),
+        ("POST", "/sites/{site_id}/webhook", [403, 404, 403, 200]),
+        ("POST", "/sites/{site_id}/webhook/disable", [403, 404, 403, 303]),
+        ("POST", "/sites/{site_id}/commands", [403, 404, 403, 303]),
+        ("GET", "/sites/{site_id}/commands/{run_id}", [303, 404, 303, 200]),
+        ("POST", "/webhooks/sites/{site_id}/{provider}", [401, 401, 401, 401]),
         ("GET", "/jobs", [303, 200, 303, 200]),
         ("GET", "/jobs/{job_id}", [303, 404, 303, 200]),
         ("GET", "/jobs/{job_id}/events", [303, 404, 303, 200]),
@@ -162,6 +175,26 @@ fn expectations() -> BTreeMap<(&'static str, &'static str), Expected> {
             "/api/v1/servers/{server_id}/firewall-rules/{rule_id}",
             [401, 404, 403, 202],
         ),
+        ("GET", "/api/v1/servers/{server_id}/sites", [401, 404, 403, 200]),
+        ("POST", "/api/v1/servers/{server_id}/sites", [401, 404, 403, 202]),
+        ("GET", "/api/v1/sites/{site_id}", [401, 404, 403, 200]),
+        ("PATCH", "/api/v1/sites/{site_id}", [401, 404, 403, 200]),
+        ("DELETE", "/api/v1/sites/{site_id}", [401, 404, 403, 202]),
+        ("POST", "/api/v1/sites/{site_id}/reinstall", [401, 404, 403, 202]),
+        ("GET", "/api/v1/sites/{site_id}/deployments", [401, 404, 403, 200]),
+        ("POST", "/api/v1/sites/{site_id}/deployments", [401, 404, 403, 202]),
+        (
+            "GET",
+            "/api/v1/sites/{site_id}/deployments/{deployment_id}",
+            [401, 404, 403, 200],
+        ),
+        ("GET", "/api/v1/sites/{site_id}/releases", [401, 404, 403, 200]),
+        ("POST", "/api/v1/sites/{site_id}/rollback", [401, 404, 403, 202]),
+        ("POST", "/api/v1/sites/{site_id}/webhook", [401, 404, 403, 201]),
+        ("DELETE", "/api/v1/sites/{site_id}/webhook", [401, 404, 403, 204]),
+        ("GET", "/api/v1/sites/{site_id}/commands", [401, 404, 403, 200]),
+        ("POST", "/api/v1/sites/{site_id}/commands", [401, 404, 403, 202]),
+        ("GET", "/api/v1/sites/{site_id}/commands/{run_id}", [401, 404, 403, 200]),
         ("GET", "/api/v1/jobs", [401, 200, 403, 200]),
         ("GET", "/api/v1/jobs/{job_id}", [401, 404, 403, 200]),
         ("GET", "/api/v1/jobs/{job_id}/events", [401, 404, 403, 200]),
@@ -215,6 +248,97 @@ async fn provisioned(app: &TestApp, server_id: i64) -> i64 {
     brokeforge_db::firewall_rules::insert(db, &rule).await.unwrap().id
 }
 
+/// The release a site fixture keeps besides the live one, for rollbacks.
+const KEPT_RELEASE: &str = "20260101000000";
+
+/// What a site fixture holds: the site, a finished deployment and a command run.
+struct SiteFixture {
+    site_id: i64,
+    deployment_id: i64,
+    run_id: i64,
+}
+
+/// An installed static site on the server with two finished deployments (the older
+/// one kept for rollbacks), a command run and its webhook turned on.
+async fn site_fixture(app: &TestApp, server_id: i64) -> SiteFixture {
+    use brokeforge_db::{site_commands, site_deployments, sites};
+    let db = app.db();
+    brokeforge_db::package_records::upsert_server_package(
+        db,
+        server_id,
+        "webserver",
+        "nginx",
+        "",
+        "1.22",
+        &json!({}),
+        "active",
+    )
+    .await
+    .unwrap();
+    let site = sites::insert(
+        db,
+        &sites::NewSite {
+            server_id,
+            domain: "site.example.com",
+            site_type: "static",
+            document_root: "/home/brokeforge/site.example.com/current",
+            php_version: None,
+            aliases: &[],
+            www: false,
+            web_directory: "",
+            git_repository: Some("git@github.com:acme/site.git"),
+            git_branch: Some("main"),
+            deploy_script: "",
+            keep_releases: 5,
+            status: "active",
+        },
+    )
+    .await
+    .unwrap();
+    let mut deployment_id = 0;
+    for release in [KEPT_RELEASE, "20260101000001"] {
+        let deployment = site_deployments::insert(
+            db,
+            &site_deployments::NewDeployment {
+                site_id: site.id,
+                server_id,
+                trigger_kind: "manual",
+                actor: "owner@example.com",
+                provider: None,
+                delivery_id: None,
+                commit_sha: Some("9fceb02d0ae598e95dc970b74767f19372d61af8"),
+                branch: Some("main"),
+                author: None,
+                message: None,
+                release_id: release,
+            },
+        )
+        .await
+        .unwrap();
+        site_deployments::finish(db, deployment.id, site_deployments::SUCCEEDED, None)
+            .await
+            .unwrap();
+        deployment_id = deployment.id;
+    }
+    sites::set_live_release(db, site.id, "20260101000001", None, brokeforge_db::clock::now())
+        .await
+        .unwrap();
+    let run = site_commands::insert(db, site.id, server_id, "owner@example.com", "ls", 60)
+        .await
+        .unwrap();
+    let sealed = app
+        .state
+        .sealer
+        .seal_str(&"5".repeat(64), &sites::webhook_secret_aad(site.id))
+        .unwrap();
+    sites::set_webhook_secret(db, site.id, Some(&sealed)).await.unwrap();
+    SiteFixture {
+        site_id: site.id,
+        deployment_id,
+        run_id: run.id,
+    }
+}
+
 /// The body a route needs for its owner call to succeed.
 fn form_fields(path: &str, unique: &str) -> Vec<(String, String)> {
     let pairs: Vec<(&str, String)> = match path {
@@ -241,6 +365,18 @@ fn form_fields(path: &str, unique: &str) -> Vec<(String, String)> {
         "/servers/{server_id}/php" => vec![("version", "8.4".into())],
         "/servers/{server_id}/php/{version}/extensions" => vec![("extension", "redis".into())],
         "/servers/{server_id}/firewall" => vec![("port", "8080".into()), ("comment", "web".into())],
+        "/servers/{server_id}/sites" => vec![
+            ("domain", format!("new-{unique}.example.com")),
+            ("site_type", "static".into()),
+        ],
+        "/sites/{site_id}/rollback" => vec![("release", KEPT_RELEASE.into())],
+        "/sites/{site_id}/settings" => vec![
+            ("git_repository", "git@github.com:acme/site.git".into()),
+            ("git_branch", "main".into()),
+            ("keep_releases", "5".into()),
+            ("deploy_script", "echo built\n".into()),
+        ],
+        "/sites/{site_id}/commands" => vec![("command", "ls -la".into()), ("timeout_seconds", "60".into())],
         _ => vec![],
     };
     pairs.into_iter().map(|(key, value)| (key.to_owned(), value)).collect()
@@ -257,6 +393,12 @@ fn json_body(method: &str, path: &str, unique: &str) -> Option<serde_json::Value
         ("POST", "/api/v1/servers/{server_id}/php") => Some(json!({ "version": "8.4" })),
         ("POST", "/api/v1/servers/{server_id}/php/{version}/extensions") => Some(json!({ "extension": "redis" })),
         ("POST", "/api/v1/servers/{server_id}/firewall-rules") => Some(json!({ "port": 8080 })),
+        ("POST", "/api/v1/servers/{server_id}/sites") => {
+            Some(json!({ "domain": format!("api-{unique}.example.com"), "site_type": "static" }))
+        }
+        ("PATCH", "/api/v1/sites/{site_id}") => Some(json!({ "keep_releases": 3 })),
+        ("POST", "/api/v1/sites/{site_id}/rollback") => Some(json!({ "release": KEPT_RELEASE })),
+        ("POST", "/api/v1/sites/{site_id}/commands") => Some(json!({ "command": "ls -la" })),
         ("POST", "/api/v1/tokens") => Some(json!({ "name": "ci", "scopes": ["read"] })),
         ("POST", "/api/v1/users") => {
             Some(json!({ "email": format!("api-{unique}@example.com"), "password": PASSWORD }))
@@ -320,6 +462,7 @@ async fn every_route_enforces_its_access_rules() {
             app.state.queue.cancel(job).await.unwrap();
         }
         let rule_id = provisioned(&app, server.id).await;
+        let site = site_fixture(&app, server.id).await;
         let token = brokeforge_app::auth::create_token(
             app.db(),
             &principal,
@@ -344,7 +487,11 @@ async fn every_route_enforces_its_access_rules() {
             .replace("{rule_id}", &rule_id.to_string())
             .replace("{line_id}", "1")
             .replace("{kind}", "progress")
-            .replace("{file}", "app.css");
+            .replace("{file}", "app.css")
+            .replace("{site_id}", &site.site_id.to_string())
+            .replace("{deployment_id}", &site.deployment_id.to_string())
+            .replace("{run_id}", &site.run_id.to_string())
+            .replace("{provider}", "github");
         let unique = index.to_string();
         let scope_token = match route.access {
             Access::Token(scope) => app.token(&owner, scopes_without(scope)).await,

@@ -12,6 +12,7 @@ pub mod login;
 pub mod onboarding;
 pub mod php;
 pub mod servers;
+pub mod sites;
 
 use anyhow::{Context, bail};
 use reqwest::{Method, StatusCode};

@@ -156,3 +156,6 @@ pub mod outputs {
 pub fn os_release_output(release: &str) -> brokeforge_packages::ProbeOutput {
     brokeforge_packages::ProbeOutput::success(fixture(&format!("os-release-{release}.txt")))
 }
+
+/// Temporary directories and real shells for the tests that run planned commands.
+pub mod sandbox;

@@ -12,6 +12,7 @@ pub mod me;
 pub mod onboarding;
 pub mod php;
 pub mod servers;
+pub mod sites;
 pub mod tokens;
 pub mod users;
 
@@ -103,6 +104,9 @@ impl Modify for SecurityAddon {
         firewall::list, firewall::add, firewall::remove,
         onboarding::show_line, onboarding::regenerate_line, onboarding::revoke_line, onboarding::status,
         onboarding::resume, onboarding::reprovision,
+        sites::list, sites::create, sites::show, sites::update, sites::remove, sites::reinstall,
+        sites::deploy, sites::deployment_list, sites::deployment_show, sites::release_list, sites::rollback,
+        sites::webhook_enable, sites::webhook_disable, sites::command_run, sites::command_list, sites::command_show,
     ),
     components(schemas(ErrorEnvelope, ErrorBody)),
     modifiers(&SecurityAddon),
@@ -113,6 +117,7 @@ impl Modify for SecurityAddon {
         (name = "jobs", description = "Background jobs and their live progress"),
         (name = "php", description = "PHP versions, the command-line default and extensions on a server"),
         (name = "firewall", description = "Firewall rules added to a server"),
+        (name = "sites", description = "Sites, their deployments, releases, webhook and commands"),
         (name = "audit", description = "Who did what, and when"),
     )
 )]

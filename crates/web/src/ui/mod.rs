@@ -8,6 +8,7 @@ pub mod firewall;
 pub mod onboarding;
 pub mod pages;
 pub mod php;
+pub mod sites;
 
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};

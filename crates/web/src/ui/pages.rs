@@ -203,12 +203,17 @@ pub async fn server_show(
         .map(AuditView::from_record)
         .collect();
     let onboarding = super::onboarding::onboarding_context(&state, &principal, &headers, server_id).await?;
+    let sites: Vec<crate::api::sites::SiteView> = brokeforge_app::sites::list(&state.db, &principal, server_id)
+        .await?
+        .iter()
+        .map(crate::api::sites::SiteView::from_record)
+        .collect();
     let context = page_context(
         &principal,
         "servers",
         context! {
             server => sv(ServerView::from_record(&record)), jobs => sv(server_jobs), activity => sv(activity),
-            onboarding => onboarding,
+            onboarding => onboarding, sites => sv(sites),
             notice => notice_text(query.notice.as_deref()),
         },
     );

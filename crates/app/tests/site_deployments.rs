@@ -1,0 +1,538 @@
+//! Deployments end to end against a real OpenSSH server, through the job queue: a
+//! static site deploys from a bare Git repository made by the test (read over a
+//! `file://` URL on the server), the branch head is resolved on the server and
+//! recorded with its author and subject, a new commit deploys as a new release,
+//! a rollback switches `current` back, old releases are pruned to the site's number,
+//! a failing deploy script leaves `current` untouched and its job's events keep the
+//! exit code and stderr, and site commands run in the live release with their output
+//! and exit code kept.
+//!
+//! The test account of the test kit stands in for brokeforge (both roles log in as
+//! it) and owns `/home/brokeforge/<domain>`, which the site installation would make;
+//! that installation needs root, so its job is reported as succeeded instead.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use brokeforge_app::auth::{Credential, Principal, Scope, Scopes};
+use brokeforge_app::deployments;
+use brokeforge_app::follow_up::{self, Finished, FollowUp};
+use brokeforge_app::operations::{LiveOutput, OperationEnvironment, OperationOutcome};
+use brokeforge_app::site_commands::{self, CommandInput};
+use brokeforge_app::sites::{self, DeploySettingsInput, SiteInput};
+use brokeforge_db::server_access::{self, credential_aad};
+use brokeforge_db::servers::{self, ServerFields};
+use brokeforge_db::site_deployments::DeploymentRecord;
+use brokeforge_db::{Db, MasterKey, Sealer, package_records, with_pool};
+use brokeforge_queue::{JobId, JobState, Queue, WorkerConfig, WorkerPool};
+use brokeforge_ssh::{PoolConfig, SshPool};
+use brokeforge_testkit::SshServer;
+use serde_json::json;
+use tokio::sync::watch;
+
+const APP_HOME: &str = "/home/brokeforge";
+
+fn git(directory: &Path, args: &[&str]) -> String {
+    let output = Command::new("git")
+        .args([
+            "-c",
+            "safe.directory=*",
+            "-c",
+            "user.name=Ada Lovelace",
+            "-c",
+            "user.email=ada@example.com",
+            "-c",
+            "init.defaultBranch=main",
+        ])
+        .args(args)
+        .current_dir(directory)
+        .output()
+        .expect("run git");
+    assert!(
+        output.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).trim().to_owned()
+}
+
+fn chown_tree(path: &Path, uid: u32, gid: u32) {
+    let status = Command::new("chown")
+        .arg("-R")
+        .arg(format!("{uid}:{gid}"))
+        .arg(path)
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+/// A bare repository and a working copy that pushes to it.
+struct Repository {
+    _directory: tempfile::TempDir,
+    bare: PathBuf,
+    work: PathBuf,
+    uid: u32,
+    gid: u32,
+}
+
+impl Repository {
+    fn new(uid: u32, gid: u32) -> Repository {
+        let directory = tempfile::tempdir().unwrap();
+        let bare = directory.path().join("site.git");
+        let work = directory.path().join("work");
+        std::fs::create_dir_all(&work).unwrap();
+        git(directory.path(), &["init", "--bare", "--quiet", bare.to_str().unwrap()]);
+        git(&work, &["init", "--quiet"]);
+        git(&work, &["remote", "add", "origin", bare.to_str().unwrap()]);
+        chown_tree(directory.path(), uid, gid);
+        std::fs::set_permissions(directory.path(), std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+        Repository {
+            _directory: directory,
+            bare,
+            work,
+            uid,
+            gid,
+        }
+    }
+
+    /// Commits `index.html` with `body` and pushes it; returns the commit.
+    fn commit(&self, body: &str, subject: &str) -> String {
+        std::fs::write(self.work.join("index.html"), body).unwrap();
+        git(&self.work, &["add", "index.html"]);
+        git(&self.work, &["commit", "--quiet", "-m", subject]);
+        // Git refuses to push into a repository another user owns: hand it back first.
+        chown_tree(&self.bare, 0, 0);
+        git(&self.work, &["push", "--quiet", "origin", "HEAD:refs/heads/main"]);
+        chown_tree(self.bare.parent().unwrap(), self.uid, self.gid);
+        git(&self.work, &["rev-parse", "HEAD"])
+    }
+
+    fn url(&self) -> String {
+        format!("file://{}", self.bare.display())
+    }
+}
+
+struct Fixture {
+    environment: OperationEnvironment,
+    owner: Principal,
+    server_id: i64,
+    sshd: SshServer,
+    stop: watch::Sender<bool>,
+    workers: Option<tokio::task::JoinHandle<()>>,
+    _data: tempfile::TempDir,
+}
+
+async fn fixture() -> Fixture {
+    let sshd = tokio::task::spawn_blocking(SshServer::start).await.unwrap();
+    let data = brokeforge_testkit::temp_data_dir();
+    let db = Db::connect_sqlite(data.path()).await.unwrap();
+    brokeforge_db::migrate::run(&db).await.unwrap();
+    let sealer = Arc::new(Sealer::new(&MasterKey::generate().unwrap()));
+    let user = brokeforge_db::users::insert(
+        &db,
+        &brokeforge_db::users::NewUser {
+            email: "owner@example.com",
+            name: "Owner",
+            password_hash: "x",
+            is_admin: false,
+        },
+    )
+    .await
+    .unwrap();
+    let server = servers::insert(
+        &db,
+        user.id,
+        &ServerFields {
+            name: "web-1",
+            provider: "custom",
+            public_ip: sshd.host(),
+            ssh_port: i32::from(sshd.port()),
+            provision_config: json!({}),
+        },
+    )
+    .await
+    .unwrap();
+    server_access::pin_host_key(&db, server.id, sshd.host_public_key())
+        .await
+        .unwrap();
+    for role in ["root", "brokeforge"] {
+        let keypair = brokeforge_ssh::generate_keypair(&format!("brokeforge-{role}"));
+        sshd.authorize_key(&keypair.public_openssh);
+        let sealed = sealer
+            .seal_str(keypair.private_openssh.expose(), &credential_aad(server.id, role))
+            .unwrap();
+        server_access::store_credential(
+            &db,
+            server.id,
+            role,
+            Some(sshd.user()),
+            &sealed,
+            &keypair.public_openssh,
+        )
+        .await
+        .unwrap();
+    }
+    package_records::upsert_server_package(&db, server.id, "webserver", "nginx", "", "1.22", &json!({}), "active")
+        .await
+        .unwrap();
+    let queue = Queue::new(db.clone());
+    let environment = OperationEnvironment {
+        queue: queue.clone(),
+        db: db.clone(),
+        sealer,
+        ssh: SshPool::new(PoolConfig::default()),
+        live_output: LiveOutput::default(),
+    };
+    let (stop, _) = watch::channel(false);
+    Fixture {
+        environment,
+        owner: Principal {
+            user_id: user.id,
+            email: "owner@example.com".to_owned(),
+            name: String::new(),
+            is_admin: false,
+            scopes: Scopes::from_list(&Scope::ALL),
+            credential: Credential::Token { token_id: 0 },
+            ip: None,
+        },
+        server_id: server.id,
+        sshd,
+        stop,
+        workers: None,
+        _data: data,
+    }
+}
+
+impl Fixture {
+    fn queue(&self) -> &Queue {
+        &self.environment.queue
+    }
+
+    /// Starts one worker running every job kind.
+    fn start_workers(&mut self) {
+        let mut registry = brokeforge_app::jobs::registry(&brokeforge_app::jobs::JobEnvironment {
+            db: self.environment.db.clone(),
+        });
+        brokeforge_app::operations::register(&mut registry, &self.environment);
+        sites::register(&mut registry, &self.environment);
+        let mut config = WorkerConfig::new(1);
+        config.poll_interval = Duration::from_millis(50);
+        let stopped = self.stop.subscribe();
+        let pool = WorkerPool::new(self.queue().clone(), registry, config);
+        self.workers = Some(tokio::spawn(pool.run(stopped)));
+    }
+
+    async fn wait(&self, job_id: JobId) -> JobState {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            let job = self.queue().get(job_id).await.unwrap().unwrap();
+            if job.state.is_final() {
+                return job.state;
+            }
+            assert!(Instant::now() < deadline, "job {job_id} did not finish");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    async fn deploy(&self, site_id: i64) -> (DeploymentRecord, JobState) {
+        let started = deployments::deploy(self.queue(), &self.owner, site_id, None)
+            .await
+            .unwrap();
+        let state = self.wait(started.job_id).await;
+        let record = deployments::get(self.queue(), &self.owner, site_id, started.deployment.id)
+            .await
+            .unwrap();
+        (record, state)
+    }
+
+    /// The progress events of a job: (milestone, status, details).
+    async fn events(&self, job_id: i64) -> Vec<(String, String, serde_json::Value)> {
+        with_pool!(self.environment.db, |pool| sqlx::query_as::<
+            _,
+            (String, String, sqlx::types::Json<serde_json::Value>),
+        >(
+            "SELECT milestone, status, details FROM server_site_package_events WHERE job_id = $1 ORDER BY id"
+        )
+        .bind(job_id)
+        .fetch_all(pool)
+        .await
+        .unwrap())
+        .into_iter()
+        .map(|(milestone, status, details)| (milestone, status, details.0))
+        .collect()
+    }
+}
+
+/// The release `current` points at.
+fn live_release(root: &Path) -> String {
+    std::fs::read_link(root.join("current"))
+        .unwrap()
+        .to_string_lossy()
+        .trim_start_matches("releases/")
+        .to_owned()
+}
+
+fn releases_on_disk(root: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(root.join("releases"))
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+/// Removes the site's directory when the test ends, passed or not.
+struct RemoveOnDrop(PathBuf);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Makes the brokeforge home (owned by the test account, which stands in for
+/// brokeforge) and the site's directory, as installing the site would.
+fn site_directory(domain: &str, uid: u32, gid: u32) -> PathBuf {
+    let home = Path::new(APP_HOME);
+    if !home.exists() {
+        std::fs::create_dir_all(home).unwrap();
+    }
+    let owner = std::os::unix::fs::MetadataExt::uid(&std::fs::metadata(home).unwrap());
+    if owner != uid {
+        std::os::unix::fs::chown(home, Some(uid), Some(gid)).unwrap();
+    }
+    let root = home.join(domain);
+    std::fs::create_dir_all(&root).unwrap();
+    std::os::unix::fs::chown(&root, Some(uid), Some(gid)).unwrap();
+    root
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_static_site_deploys_redeploys_rolls_back_prunes_and_survives_a_failing_script() {
+    let mut fixture = fixture().await;
+    let account = fixture.sshd.account();
+    let (uid, gid) = (account.uid, account.gid);
+    let repository = Repository::new(uid, gid);
+    let first_commit = repository.commit("<h1>v1</h1>\n", "First version");
+    let domain = format!(
+        "t{}-{}.example.test",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .subsec_nanos()
+    );
+    let root = site_directory(&domain, uid, gid);
+    let _cleanup = RemoveOnDrop(root.clone());
+
+    let created = sites::create(
+        fixture.queue(),
+        &fixture.owner,
+        fixture.server_id,
+        &SiteInput {
+            domain: Some(domain.clone()),
+            site_type: Some("static".to_owned()),
+            git_repository: Some(repository.url()),
+            git_branch: Some("main".to_owned()),
+            ..SiteInput::default()
+        },
+    )
+    .await
+    .unwrap();
+    let site_id = created.site.id;
+    // The installation needs root; it is reported as done, and its job cancelled.
+    fixture.queue().cancel(created.job_id).await.unwrap();
+    follow_up::run(
+        &fixture.environment,
+        fixture.server_id,
+        created.job_id.0,
+        &FollowUp::Site {
+            site_id,
+            removing: false,
+        },
+        Finished::Succeeded(&OperationOutcome {
+            changed: true,
+            steps_run: 1,
+        }),
+    )
+    .await
+    .unwrap();
+    fixture.start_workers();
+    sites::update_deploy_settings(
+        &fixture.environment.db,
+        &fixture.owner,
+        site_id,
+        &DeploySettingsInput {
+            deploy_script: Some("echo \"built $BROKEFORGE_COMMIT\" > built.txt\necho deploy output\n".to_owned()),
+            keep_releases: Some(json!(2)),
+            ..DeploySettingsInput::default()
+        },
+    )
+    .await
+    .unwrap();
+
+    // The first deployment resolves the branch head on the server and records it.
+    let (first, state) = fixture.deploy(site_id).await;
+    assert_eq!(state, JobState::Succeeded, "{first:?}");
+    assert_eq!(first.status, "succeeded");
+    assert_eq!(first.commit_sha.as_deref(), Some(first_commit.as_str()));
+    assert_eq!(first.author.as_deref(), Some("Ada Lovelace"));
+    assert_eq!(first.message.as_deref(), Some("First version"));
+    assert!(first.started_at.is_some() && first.finished_at.is_some());
+    assert_eq!(live_release(&root), first.release_id);
+    let current = root.join("current");
+    assert_eq!(
+        std::fs::read_to_string(current.join("index.html")).unwrap(),
+        "<h1>v1</h1>\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(current.join("built.txt")).unwrap(),
+        format!("built {first_commit}\n")
+    );
+    let site = sites::get(&fixture.environment.db, &fixture.owner, site_id)
+        .await
+        .unwrap();
+    assert_eq!(site.current_release.as_deref(), Some(first.release_id.as_str()));
+    assert_eq!(site.last_deployed_commit.as_deref(), Some(first_commit.as_str()));
+    let events = fixture.events(first.job_id.unwrap()).await;
+    assert!(
+        events
+            .iter()
+            .any(|(milestone, _, _)| milestone.starts_with("Resolved the head of main")),
+        "{events:?}"
+    );
+    assert_eq!(events.last().unwrap().1, "success");
+
+    // A new commit deploys as a new release.
+    let second_commit = repository.commit("<h1>v2</h1>\n", "Second version");
+    let (second, state) = fixture.deploy(site_id).await;
+    assert_eq!(state, JobState::Succeeded, "{second:?}");
+    assert_eq!(second.commit_sha.as_deref(), Some(second_commit.as_str()));
+    assert_eq!(live_release(&root), second.release_id);
+    assert_eq!(
+        std::fs::read_to_string(current.join("index.html")).unwrap(),
+        "<h1>v2</h1>\n"
+    );
+
+    // Roll back to the first release.
+    let rollback = deployments::rollback(fixture.queue(), &fixture.owner, site_id, &first.release_id)
+        .await
+        .unwrap();
+    assert_eq!(fixture.wait(rollback.job_id).await, JobState::Succeeded);
+    assert_eq!(live_release(&root), first.release_id);
+    assert_eq!(
+        std::fs::read_to_string(current.join("index.html")).unwrap(),
+        "<h1>v1</h1>\n"
+    );
+    let site = sites::get(&fixture.environment.db, &fixture.owner, site_id)
+        .await
+        .unwrap();
+    assert_eq!(site.last_deployed_commit.as_deref(), Some(first_commit.as_str()));
+
+    // A third release: two are kept, the live one and the newest other one.
+    let third_commit = repository.commit("<h1>v3</h1>\n", "Third version");
+    let (third, state) = fixture.deploy(site_id).await;
+    assert_eq!(state, JobState::Succeeded, "{third:?}");
+    assert_eq!(third.commit_sha.as_deref(), Some(third_commit.as_str()));
+    assert_eq!(
+        releases_on_disk(&root),
+        [second.release_id.clone(), third.release_id.clone()]
+    );
+    let kept: Vec<String> = deployments::releases(&fixture.environment.db, &fixture.owner, site_id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|release| release.release_id)
+        .collect();
+    assert_eq!(kept, [third.release_id.clone(), second.release_id.clone()]);
+
+    // A failing deploy script: the job fails with its exit code and stderr, and the
+    // live release stays as it was.
+    sites::update_deploy_settings(
+        &fixture.environment.db,
+        &fixture.owner,
+        site_id,
+        &DeploySettingsInput {
+            deploy_script: Some("echo 'compiling assets'\necho 'npm: missing script build' >&2\nexit 3\n".to_owned()),
+            ..DeploySettingsInput::default()
+        },
+    )
+    .await
+    .unwrap();
+    repository.commit("<h1>v4 broken</h1>\n", "Broken version");
+    let (failed, state) = fixture.deploy(site_id).await;
+    assert_eq!(state, JobState::Failed);
+    assert_eq!(failed.status, "failed");
+    assert!(failed.error.is_some());
+    assert_eq!(
+        live_release(&root),
+        third.release_id,
+        "a failed deployment never switches current"
+    );
+    assert_eq!(
+        std::fs::read_to_string(current.join("index.html")).unwrap(),
+        "<h1>v3</h1>\n"
+    );
+    let site = sites::get(&fixture.environment.db, &fixture.owner, site_id)
+        .await
+        .unwrap();
+    assert_eq!(site.current_release.as_deref(), Some(third.release_id.as_str()));
+    let events = fixture.events(failed.job_id.unwrap()).await;
+    let (milestone, _, details) = events.iter().rev().find(|(_, status, _)| status == "failed").unwrap();
+    assert_eq!(milestone, "Running the deploy script");
+    assert_eq!(details["exit_code"], 3);
+    assert!(
+        details["stderr_tail"]
+            .as_str()
+            .unwrap()
+            .contains("npm: missing script build"),
+        "{details}"
+    );
+
+    // Commands run in the live release, with their output and exit code kept.
+    let command = site_commands::run(
+        fixture.queue(),
+        &fixture.owner,
+        site_id,
+        &CommandInput {
+            command: Some("cat index.html; echo to-stderr >&2; pwd -P".to_owned()),
+            timeout_seconds: None,
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(fixture.wait(command.job_id).await, JobState::Succeeded);
+    let run = site_commands::get(fixture.queue(), &fixture.owner, site_id, command.run.id)
+        .await
+        .unwrap();
+    assert_eq!(run.status, "succeeded");
+    assert_eq!(run.exit_code, Some(0));
+    assert!(run.output_tail.contains("<h1>v3</h1>"), "{:?}", run.output_tail);
+    assert!(run.output_tail.contains("to-stderr"), "{:?}", run.output_tail);
+    assert!(run.output_tail.contains(&third.release_id), "{:?}", run.output_tail);
+    let failing = site_commands::run(
+        fixture.queue(),
+        &fixture.owner,
+        site_id,
+        &CommandInput {
+            command: Some("echo partial; echo 'no such table' >&2; exit 5".to_owned()),
+            timeout_seconds: Some(json!(30)),
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(fixture.wait(failing.job_id).await, JobState::Failed);
+    let run = site_commands::get(fixture.queue(), &fixture.owner, site_id, failing.run.id)
+        .await
+        .unwrap();
+    assert_eq!(run.status, "failed");
+    assert_eq!(run.exit_code, Some(5));
+    assert!(run.output_tail.contains("no such table"), "{:?}", run.output_tail);
+
+    let _ = fixture.stop.send(true);
+    if let Some(workers) = fixture.workers.take() {
+        let _ = workers.await;
+    }
+}

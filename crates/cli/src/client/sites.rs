@@ -1,0 +1,506 @@
+//! `brokeforge sites list|show|create|set|delete|deploy|rollback|deployments|releases|
+//! webhook|run|commands`: the sites of a server, their deployments and releases,
+//! their deploy webhook and the commands run in them. Every action that starts a job
+//! prints it, or follows it to the end with `--follow` (exit non-zero when it fails).
+
+use anyhow::Context;
+use reqwest::Method;
+use serde_json::{Map, Value, json};
+
+use super::php::{segment, started};
+use super::{ApiClient, ClientOptions, follow, print_json, print_table, text};
+
+#[derive(clap::Subcommand, Debug)]
+pub enum SitesCommand {
+    /// List the sites of a server.
+    List { server_id: i64 },
+    /// Show a site.
+    Show { site_id: i64 },
+    /// Create a site on a server (a job installs it).
+    Create {
+        server_id: i64,
+        /// The site's domain, such as example.com.
+        #[arg(long)]
+        domain: String,
+        /// Another domain the site serves (repeat for several).
+        #[arg(long = "alias")]
+        aliases: Vec<String>,
+        /// Serve the www variant of the domain too.
+        #[arg(long)]
+        www: bool,
+        /// static, php (default), laravel or wordpress.
+        #[arg(long = "type")]
+        site_type: Option<String>,
+        /// The PHP version (default: the server's command-line default).
+        #[arg(long)]
+        php: Option<String>,
+        /// The directory nginx serves, relative to the release.
+        #[arg(long)]
+        web_directory: Option<String>,
+        /// The Git repository deployments fetch from.
+        #[arg(long)]
+        repository: Option<String>,
+        /// The branch deployments build (default main).
+        #[arg(long)]
+        branch: Option<String>,
+        /// Follow the job until it ends; exit non-zero if it fails.
+        #[arg(long)]
+        follow: bool,
+    },
+    /// Change a site's deploy settings.
+    Set {
+        site_id: i64,
+        #[arg(long)]
+        repository: Option<String>,
+        #[arg(long)]
+        branch: Option<String>,
+        /// How many releases the server keeps (1 to 50).
+        #[arg(long)]
+        keep_releases: Option<u32>,
+        /// A file holding the new deploy script (`-` for standard input).
+        #[arg(long)]
+        deploy_script: Option<std::path::PathBuf>,
+    },
+    /// Delete a site (a job removes it from the server).
+    Delete {
+        site_id: i64,
+        #[arg(long)]
+        follow: bool,
+    },
+    /// Deploy the head of the site's branch, or a given commit.
+    Deploy {
+        site_id: i64,
+        /// A full commit id to deploy instead of the branch head.
+        #[arg(long)]
+        commit: Option<String>,
+        #[arg(long)]
+        follow: bool,
+    },
+    /// Make a kept release live again.
+    Rollback {
+        site_id: i64,
+        /// The release, such as 20261127093000 (see `brokeforge sites releases`).
+        release: String,
+        #[arg(long)]
+        follow: bool,
+    },
+    /// List a site's deployments, newest first.
+    Deployments { site_id: i64 },
+    /// List the releases a site keeps, newest first.
+    Releases { site_id: i64 },
+    /// Turn the deploy webhook on (a new secret, printed once) or off.
+    Webhook {
+        site_id: i64,
+        #[arg(long, conflicts_with = "disable")]
+        enable: bool,
+        #[arg(long)]
+        disable: bool,
+    },
+    /// Run a command in the site's current release, as brokeforge.
+    Run {
+        site_id: i64,
+        /// Seconds before the command is killed (default 120).
+        #[arg(long)]
+        timeout: Option<u32>,
+        /// Wait for the command and print its output; exit non-zero if it fails.
+        #[arg(long)]
+        follow: bool,
+        /// The command, passed to `bash -l -c` as one text.
+        #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
+        command: Vec<String>,
+    },
+    /// List the commands run on a site, newest first.
+    Commands { site_id: i64 },
+}
+
+fn site_rows(sites: &Value) -> Vec<Vec<String>> {
+    sites
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|site| {
+            vec![
+                text(site, "/id"),
+                text(site, "/domain"),
+                text(site, "/site_type"),
+                text(site, "/php_version"),
+                text(site, "/status"),
+                text(site, "/current_release"),
+                short(site["last_deployed_commit"].as_str()),
+            ]
+        })
+        .collect()
+}
+
+fn short(commit: Option<&str>) -> String {
+    match commit {
+        Some(commit) => commit.chars().take(7).collect(),
+        None => "-".to_owned(),
+    }
+}
+
+fn show_site(site: &Value) {
+    for (label, pointer) in [
+        ("ID", "/id"),
+        ("Domain", "/domain"),
+        ("Type", "/site_type"),
+        ("PHP", "/php_version"),
+        ("Status", "/status"),
+        ("Document root", "/document_root"),
+        ("Repository", "/git_repository"),
+        ("Branch", "/git_branch"),
+        ("Keep releases", "/keep_releases"),
+        ("Live release", "/current_release"),
+        ("Last commit", "/last_deployed_commit"),
+        ("Webhook", "/webhook_enabled"),
+        ("Error", "/error"),
+    ] {
+        println!("{label:<14} {}", text(site, pointer));
+    }
+    let aliases: Vec<&str> = site["aliases"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect();
+    if !aliases.is_empty() {
+        println!("{:<14} {}", "Aliases", aliases.join(", "));
+    }
+    println!("Deploy script:");
+    for line in site["deploy_script"].as_str().unwrap_or("").lines() {
+        println!("  {line}");
+    }
+}
+
+/// Prints a command run's status, exit code and output.
+fn show_run(run: &Value) {
+    println!(
+        "Command #{} {}: exit code {}",
+        text(run, "/id"),
+        text(run, "/status"),
+        text(run, "/exit_code")
+    );
+    let output = run["output"].as_str().unwrap_or("");
+    if !output.is_empty() {
+        print!("{output}");
+        if !output.ends_with('\n') {
+            println!();
+        }
+    }
+    if let Some(error) = run["error"].as_str() {
+        eprintln!("{error}");
+    }
+}
+
+pub async fn run(options: &ClientOptions, command: SitesCommand) -> anyhow::Result<()> {
+    let client = ApiClient::from_options(options)?;
+    let client = &client;
+    match command {
+        SitesCommand::List { server_id } => {
+            let page = client.get(&format!("/api/v1/servers/{server_id}/sites")).await?;
+            if options.json {
+                print_json(&page);
+            } else {
+                let rows = site_rows(&page["data"]);
+                if rows.is_empty() {
+                    println!(
+                        "No sites yet. Create one with `brokeforge sites create {server_id} --domain example.com`."
+                    );
+                } else {
+                    print_table(&["ID", "DOMAIN", "TYPE", "PHP", "STATUS", "RELEASE", "COMMIT"], &rows);
+                }
+            }
+            Ok(())
+        }
+        SitesCommand::Show { site_id } => {
+            let site = client.get(&format!("/api/v1/sites/{site_id}")).await?;
+            if options.json {
+                print_json(&site)
+            } else {
+                show_site(&site)
+            }
+            Ok(())
+        }
+        SitesCommand::Create {
+            server_id,
+            domain,
+            aliases,
+            www,
+            site_type,
+            php,
+            web_directory,
+            repository,
+            branch,
+            follow,
+        } => {
+            let mut body = Map::new();
+            body.insert("domain".into(), json!(domain));
+            body.insert("aliases".into(), json!(aliases));
+            body.insert("www".into(), json!(www));
+            for (name, value) in [
+                ("site_type", site_type),
+                ("php_version", php),
+                ("web_directory", web_directory),
+                ("git_repository", repository),
+                ("git_branch", branch),
+            ] {
+                if let Some(value) = value {
+                    body.insert(name.into(), json!(value));
+                }
+            }
+            let path = format!("/api/v1/servers/{server_id}/sites");
+            let created = client.call(Method::POST, &path, Some(&Value::Object(body))).await?;
+            if !options.json && !follow {
+                println!(
+                    "Created site #{} ({}).",
+                    text(&created, "/site/id"),
+                    text(&created, "/site/domain")
+                );
+            }
+            started(client, options, &created["job"], follow).await
+        }
+        SitesCommand::Set {
+            site_id,
+            repository,
+            branch,
+            keep_releases,
+            deploy_script,
+        } => {
+            let mut body = Map::new();
+            if let Some(repository) = repository {
+                body.insert("git_repository".into(), json!(repository));
+            }
+            if let Some(branch) = branch {
+                body.insert("git_branch".into(), json!(branch));
+            }
+            if let Some(keep) = keep_releases {
+                body.insert("keep_releases".into(), json!(keep));
+            }
+            if let Some(path) = deploy_script {
+                let script = if path.as_os_str() == "-" {
+                    std::io::read_to_string(std::io::stdin()).context("cannot read the deploy script from stdin")?
+                } else {
+                    std::fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?
+                };
+                body.insert("deploy_script".into(), json!(script));
+            }
+            let site = client
+                .call(
+                    Method::PATCH,
+                    &format!("/api/v1/sites/{site_id}"),
+                    Some(&Value::Object(body)),
+                )
+                .await?;
+            if options.json {
+                print_json(&site)
+            } else {
+                println!("Saved the deploy settings of {}.", text(&site, "/domain"));
+            }
+            Ok(())
+        }
+        SitesCommand::Delete { site_id, follow } => {
+            let removed = client
+                .call(Method::DELETE, &format!("/api/v1/sites/{site_id}"), None)
+                .await?;
+            started(client, options, &removed["job"], follow).await
+        }
+        SitesCommand::Deploy {
+            site_id,
+            commit,
+            follow,
+        } => {
+            let body = match commit {
+                Some(commit) => json!({ "commit": commit }),
+                None => json!({}),
+            };
+            let path = format!("/api/v1/sites/{site_id}/deployments");
+            let started_deployment = client.call(Method::POST, &path, Some(&body)).await?;
+            if !options.json && !follow {
+                println!(
+                    "Deployment #{} queued (release {}).",
+                    text(&started_deployment, "/deployment/id"),
+                    text(&started_deployment, "/deployment/release")
+                );
+            }
+            started(client, options, &started_deployment["job"], follow).await
+        }
+        SitesCommand::Rollback {
+            site_id,
+            release,
+            follow,
+        } => {
+            let path = format!("/api/v1/sites/{site_id}/rollback");
+            let started_rollback = client
+                .call(Method::POST, &path, Some(&json!({ "release": release })))
+                .await?;
+            started(client, options, &started_rollback["job"], follow).await
+        }
+        SitesCommand::Deployments { site_id } => {
+            let page = client.get(&format!("/api/v1/sites/{site_id}/deployments")).await?;
+            if options.json {
+                print_json(&page);
+                return Ok(());
+            }
+            let rows: Vec<Vec<String>> = page["data"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|deployment| {
+                    vec![
+                        text(deployment, "/id"),
+                        text(deployment, "/trigger"),
+                        short(deployment["commit"].as_str()),
+                        text(deployment, "/release"),
+                        text(deployment, "/status"),
+                        match deployment["duration_seconds"].as_i64() {
+                            Some(seconds) => format!("{seconds}s"),
+                            None => "-".to_owned(),
+                        },
+                        text(deployment, "/job_id"),
+                        deployment["message"].as_str().unwrap_or("").to_owned(),
+                    ]
+                })
+                .collect();
+            if rows.is_empty() {
+                println!("No deployments yet.");
+            } else {
+                print_table(
+                    &["ID", "TRIGGER", "COMMIT", "RELEASE", "STATUS", "TOOK", "JOB", "MESSAGE"],
+                    &rows,
+                );
+            }
+            Ok(())
+        }
+        SitesCommand::Releases { site_id } => {
+            let list = client.get(&format!("/api/v1/sites/{site_id}/releases")).await?;
+            if options.json {
+                print_json(&list);
+                return Ok(());
+            }
+            let rows: Vec<Vec<String>> = list["data"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|release| {
+                    vec![
+                        text(release, "/release"),
+                        short(release["commit"].as_str()),
+                        if release["is_current"] == true {
+                            "live".to_owned()
+                        } else {
+                            String::new()
+                        },
+                        release["message"].as_str().unwrap_or("").to_owned(),
+                    ]
+                })
+                .collect();
+            if rows.is_empty() {
+                println!("No releases yet: deploy the site first.");
+            } else {
+                print_table(&["RELEASE", "COMMIT", "LIVE", "MESSAGE"], &rows);
+            }
+            Ok(())
+        }
+        SitesCommand::Webhook {
+            site_id,
+            enable,
+            disable,
+        } => {
+            let path = format!("/api/v1/sites/{site_id}/webhook");
+            if disable {
+                client.call(Method::DELETE, &path, None).await?;
+                if !options.json {
+                    println!("The deploy webhook is off.");
+                }
+                return Ok(());
+            }
+            if !enable {
+                anyhow::bail!("choose --enable (a new secret) or --disable");
+            }
+            let created = client.call(Method::POST, &path, None).await?;
+            if options.json {
+                print_json(&created);
+            } else {
+                println!("Webhook secret (shown this once): {}", text(&created, "/secret"));
+                for (provider, url) in created["urls"].as_object().into_iter().flatten() {
+                    println!("  {provider:<8} {}", url.as_str().unwrap_or(""));
+                }
+            }
+            Ok(())
+        }
+        SitesCommand::Run {
+            site_id,
+            timeout,
+            follow,
+            command,
+        } => {
+            let mut body = json!({ "command": command.join(" ") });
+            if let Some(timeout) = timeout {
+                body["timeout_seconds"] = json!(timeout);
+            }
+            let path = format!("/api/v1/sites/{site_id}/commands");
+            let started_run = client.call(Method::POST, &path, Some(&body)).await?;
+            let run_id = started_run["run"]["id"].as_i64().unwrap_or(0);
+            if !follow {
+                if options.json {
+                    print_json(&started_run);
+                } else {
+                    println!(
+                        "Command #{run_id} queued (job #{}). See it with `brokeforge sites commands {site_id}`.",
+                        text(&started_run, "/job/id")
+                    );
+                }
+                return Ok(());
+            }
+            let job_id = started_run["job"]["id"].as_i64().unwrap_or(0);
+            let followed = follow::follow(client, job_id, false).await;
+            let run = client
+                .get(&format!(
+                    "/api/v1/sites/{site_id}/commands/{}",
+                    segment(&run_id.to_string())
+                ))
+                .await?;
+            if options.json {
+                print_json(&run);
+            } else {
+                show_run(&run);
+            }
+            followed
+        }
+        SitesCommand::Commands { site_id } => {
+            let page = client.get(&format!("/api/v1/sites/{site_id}/commands")).await?;
+            if options.json {
+                print_json(&page);
+                return Ok(());
+            }
+            let rows: Vec<Vec<String>> = page["data"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|run| {
+                    vec![
+                        text(run, "/id"),
+                        text(run, "/status"),
+                        text(run, "/exit_code"),
+                        text(run, "/actor"),
+                        run["command"]
+                            .as_str()
+                            .unwrap_or("")
+                            .lines()
+                            .next()
+                            .unwrap_or("")
+                            .chars()
+                            .take(60)
+                            .collect(),
+                    ]
+                })
+                .collect();
+            if rows.is_empty() {
+                println!("No commands run yet.");
+            } else {
+                print_table(&["ID", "STATUS", "EXIT", "BY", "COMMAND"], &rows);
+            }
+            Ok(())
+        }
+    }
+}

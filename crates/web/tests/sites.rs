@@ -1,0 +1,284 @@
+//! Sites over HTTP, on SQLite and PostgreSQL: the JSON API creates a site (202 with
+//! its install job), refuses a domain the server already serves (422 on `domain`),
+//! turns the webhook on (its secret answered once, never again), and the public
+//! webhook URL deploys a signed GitHub push (202) while refusing a forged one (401)
+//! and ignoring another branch (202 with the reason). The pages render: the server
+//! page lists the site, the site page shows the deploy button, history, releases,
+//! settings and webhook, the new-site form and a command run's page.
+
+mod common;
+
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode, header};
+use brokeforge_app::webhooks;
+use common::{TestApp, location};
+use serde_json::{Value, json};
+
+const COMMIT: &str = "9fceb02d0ae598e95dc970b74767f19372d61af8";
+
+async fn provisioned_server(app: &TestApp, token: &str) -> i64 {
+    let (status, created) = app
+        .api(
+            Method::POST,
+            "/api/v1/servers",
+            Some(token),
+            Some(json!({ "name": "web", "public_address": "198.51.100.20" })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let server_id = created["id"].as_i64().unwrap();
+    for (package_type, name, instance, version) in [
+        ("webserver", "nginx", "", "1.22"),
+        ("php", "php", "8.3", "8.3"),
+        ("php", "php-cli-default", "", "8.3"),
+    ] {
+        brokeforge_db::package_records::upsert_server_package(
+            app.db(),
+            server_id,
+            package_type,
+            name,
+            instance,
+            version,
+            &json!({}),
+            "active",
+        )
+        .await
+        .unwrap();
+    }
+    server_id
+}
+
+async fn webhook(app: &TestApp, site_id: i64, headers: &[(&str, &str)], body: &[u8]) -> (StatusCode, Value) {
+    let mut builder = Request::builder()
+        .method(Method::POST)
+        .uri(format!("/webhooks/sites/{site_id}/github"))
+        .header(header::CONTENT_TYPE, "application/json");
+    for (name, value) in headers {
+        builder = builder.header(*name, *value);
+    }
+    let (status, _, text) = app.send(builder.body(Body::from(body.to_vec())).unwrap()).await;
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn sites_deploy_from_signed_webhooks_and_render_their_pages() {
+    for app in TestApp::both().await {
+        let backend = app.backend;
+        let owner = app.user("owner@example.com", false).await;
+        let other = app.user("other@example.com", false).await;
+        let server_id = provisioned_server(&app, &owner.token).await;
+
+        let (status, created) = app
+            .api(
+                Method::POST,
+                &format!("/api/v1/servers/{server_id}/sites"),
+                Some(&owner.token),
+                Some(json!({
+                    "domain": "Example.com", "site_type": "static", "aliases": ["shop.example.com"],
+                    "git_repository": "git@github.com:acme/site.git",
+                })),
+            )
+            .await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{backend}: {created}");
+        assert_eq!(created["site"]["domain"], "example.com");
+        assert_eq!(created["site"]["status"], "installing");
+        assert_eq!(created["job"]["kind"], "package.operation");
+        let site_id = created["site"]["id"].as_i64().unwrap();
+
+        let (status, refused) = app
+            .api(
+                Method::POST,
+                &format!("/api/v1/servers/{server_id}/sites"),
+                Some(&owner.token),
+                Some(json!({ "domain": "shop.example.com", "site_type": "static" })),
+            )
+            .await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{backend}: {refused}");
+        assert!(refused["error"]["fields"]["domain"].is_array(), "{refused}");
+
+        // The install job finishes; the site can be deployed.
+        brokeforge_db::sites::set_status(app.db(), site_id, "active", None)
+            .await
+            .unwrap();
+
+        // The webhook's secret is answered once; reading the site never shows it.
+        let (status, enabled) = app
+            .api(
+                Method::POST,
+                &format!("/api/v1/sites/{site_id}/webhook"),
+                Some(&owner.token),
+                None,
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{backend}: {enabled}");
+        let secret = enabled["secret"].as_str().unwrap().to_owned();
+        assert!(
+            enabled["urls"]["github"]
+                .as_str()
+                .unwrap()
+                .ends_with(&format!("/webhooks/sites/{site_id}/github"))
+        );
+        let (_, shown) = app
+            .api(
+                Method::GET,
+                &format!("/api/v1/sites/{site_id}"),
+                Some(&owner.token),
+                None,
+            )
+            .await;
+        assert_eq!(shown["webhook_enabled"], true);
+        assert!(
+            !shown.to_string().contains(&secret),
+            "{backend}: the secret is shown once only"
+        );
+        let (status, _) = app
+            .api(
+                Method::GET,
+                &format!("/api/v1/sites/{site_id}"),
+                Some(&other.token),
+                None,
+            )
+            .await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+
+        // Signed push: deployed. Forged: 401. Another branch: ignored with a reason.
+        let push =
+            json!({ "ref": "refs/heads/main", "after": COMMIT, "head_commit": { "id": COMMIT, "message": "Hello" } })
+                .to_string()
+                .into_bytes();
+        let signature = webhooks::sign(secret.as_bytes(), &push);
+        let (status, answer) = webhook(
+            &app,
+            site_id,
+            &[
+                ("x-github-event", "push"),
+                ("x-hub-signature-256", &signature),
+                ("x-github-delivery", "d-1"),
+            ],
+            &push,
+        )
+        .await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{backend}: {answer}");
+        assert_eq!(answer["deployed"], true);
+        let (status, _) = webhook(
+            &app,
+            site_id,
+            &[("x-github-event", "push"), ("x-hub-signature-256", "sha256=00")],
+            &push,
+        )
+        .await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{backend}");
+        let develop = json!({ "ref": "refs/heads/develop", "after": COMMIT })
+            .to_string()
+            .into_bytes();
+        let develop_signature = webhooks::sign(secret.as_bytes(), &develop);
+        let (status, answer) = webhook(
+            &app,
+            site_id,
+            &[("x-github-event", "push"), ("x-hub-signature-256", &develop_signature)],
+            &develop,
+        )
+        .await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{backend}");
+        assert_eq!(answer["deployed"], false);
+        assert!(answer["reason"].as_str().unwrap().contains("develop"), "{answer}");
+        let (status, _) = webhook(&app, site_id + 1000, &[("x-hub-signature-256", &signature)], &push).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{backend}");
+
+        let (status, history) = app
+            .api(
+                Method::GET,
+                &format!("/api/v1/sites/{site_id}/deployments"),
+                Some(&owner.token),
+                None,
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(history["data"][0]["commit"], COMMIT);
+        assert_eq!(history["data"][0]["trigger"], "webhook");
+
+        // Pages.
+        let (status, _, html) = app
+            .page(Method::GET, &format!("/servers/{server_id}"), Some(&owner), &[])
+            .await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(
+            html.contains(&format!("/sites/{site_id}")),
+            "{backend}: the server page lists its sites"
+        );
+        let (status, _, html) = app
+            .page(Method::GET, &format!("/sites/{site_id}"), Some(&owner), &[])
+            .await;
+        assert_eq!(status, StatusCode::OK);
+        for expected in [
+            "data-testid=\"site-deploy\"",
+            "data-testid=\"deployments\"",
+            "9fceb02",
+            "Deploy settings",
+        ] {
+            assert!(html.contains(expected), "{backend}: the site page shows {expected}");
+        }
+        assert!(!html.contains(&secret), "{backend}");
+        let (status, _, html) = app
+            .page(
+                Method::GET,
+                &format!("/servers/{server_id}/sites/new"),
+                Some(&owner),
+                &[],
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(html.contains("data-testid=\"site-create\""), "{backend}");
+        let (status, headers, _) = app
+            .page(
+                Method::POST,
+                &format!("/servers/{server_id}/sites"),
+                Some(&owner),
+                &[("domain", "second.example.com"), ("site_type", "php")],
+            )
+            .await;
+        assert_eq!(status, StatusCode::SEE_OTHER, "{backend}");
+        assert!(location(&headers).starts_with("/jobs/"));
+        let (status, _, html) = app
+            .page(
+                Method::POST,
+                &format!("/servers/{server_id}/sites"),
+                Some(&owner),
+                &[("domain", "example.com"), ("site_type", "static")],
+            )
+            .await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{backend}");
+        assert!(html.contains("already served by the site example.com"), "{backend}");
+
+        // A new secret from the page is shown on it once.
+        let (status, _, html) = app
+            .page(Method::POST, &format!("/sites/{site_id}/webhook"), Some(&owner), &[])
+            .await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(html.contains("data-testid=\"webhook-secret\""), "{backend}");
+
+        // A command run's page.
+        brokeforge_db::sites::set_live_release(app.db(), site_id, "20260101000000", None, brokeforge_db::clock::now())
+            .await
+            .unwrap();
+        let (status, headers, _) = app
+            .page(
+                Method::POST,
+                &format!("/sites/{site_id}/commands"),
+                Some(&owner),
+                &[("command", "ls -la"), ("timeout_seconds", "60")],
+            )
+            .await;
+        assert_eq!(status, StatusCode::SEE_OTHER, "{backend}");
+        let run_page = location(&headers);
+        let (status, _, html) = app.page(Method::GET, &run_page, Some(&owner), &[]).await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(html.contains("$ ls -la"), "{backend}");
+        assert!(
+            html.contains("http-equiv=\"refresh\""),
+            "{backend}: a queued run's page reloads itself"
+        );
+        let (status, _, _) = app.page(Method::GET, &run_page, Some(&other), &[]).await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+    }
+}
