@@ -30,7 +30,7 @@ ensure_debian_packages() {
 # The newest PostgreSQL server binaries Debian installed.
 postgres_bin_dir() {
     local dir
-    dir=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
+    dir=$(find /usr/lib/postgresql -mindepth 2 -maxdepth 2 -name bin -type d 2>/dev/null | sort -V | tail -n 1) || true
     if [ -z "$dir" ]; then
         echo "error: PostgreSQL is not installed (apt-get install postgresql)" >&2
         return 1
@@ -68,5 +68,6 @@ stop_test_postgres() {
     if [ -n "${TEST_PG_DIR:-}" ]; then
         "${TEST_PG_RUN[@]}" "$TEST_PG_BIN/pg_ctl" -D "$TEST_PG_DIR/data" -m fast -w stop >/dev/null 2>&1 || true
         rm -rf "$TEST_PG_DIR"
+        TEST_PG_DIR=''
     fi
 }

@@ -20,6 +20,8 @@ pub mod php_versions;
 pub mod provisioning;
 pub mod servers;
 pub mod site_commands;
+pub mod site_env;
+pub mod site_files;
 pub mod site_operations;
 pub mod sites;
 pub mod webhooks;

@@ -56,6 +56,20 @@ pub struct OperationEnvironment {
     pub live_output: LiveOutput,
 }
 
+impl OperationEnvironment {
+    /// An environment with its own SSH connection pool and live-output fan-out: make
+    /// one per process and share it, so every caller uses the same connections.
+    pub fn new(db: Db, queue: Queue, sealer: Arc<Sealer>) -> OperationEnvironment {
+        OperationEnvironment {
+            db,
+            queue,
+            sealer,
+            ssh: SshPool::new(brokeforge_ssh::PoolConfig::default()),
+            live_output: LiveOutput::default(),
+        }
+    }
+}
+
 /// Why an operation did not complete. Every message is one line, free of secrets,
 /// and says what went wrong and, where it can, how to fix it.
 #[derive(Debug, thiserror::Error)]

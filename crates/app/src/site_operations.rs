@@ -205,3 +205,47 @@ pub async fn commit_details(
     let message = clip(lines.next(), 500);
     Some((author, message))
 }
+
+/// Runs one read-only probe on the site's server, as the probe's account. The raw
+/// output comes back; reading it is the caller's job.
+pub async fn run_probe(
+    environment: &OperationEnvironment,
+    server_id: i64,
+    probe: &FactProbe,
+) -> Result<CommandOutput, AppError> {
+    let target = crate::operations::target(environment, server_id, probe.as_user())
+        .await
+        .map_err(remote_error)?;
+    environment
+        .ssh
+        .run_command(&target, probe.cmd(), probe.timeout())
+        .await
+        .map_err(|error| remote_error(OperationError::Ssh(error)))
+}
+
+/// The probe's output as the packages' parsers read it.
+pub fn probe_output(output: &CommandOutput) -> ProbeOutput {
+    ProbeOutput::new(
+        u32::try_from(output.exit_code).unwrap_or(255),
+        output.stdout_text(),
+        output.stderr_text(),
+    )
+}
+
+/// An operation run at request time that did not complete, as the caller sees it:
+/// a server that cannot be reached or is not ready is a conflict with the server's
+/// state (the message says which, free of secrets), a plan the package refused is
+/// invalid input on `path`, and a broken credential or database is internal.
+pub fn remote_error(error: OperationError) -> AppError {
+    match error {
+        OperationError::ServerGone(_) => AppError::NotFound("site"),
+        OperationError::Refused(message) => {
+            AppError::Validation(crate::FieldErrors::single("path", crate::sites::sentence(&message)))
+        }
+        error @ (OperationError::NotBootstrapped(_)
+        | OperationError::MissingCredentials { .. }
+        | OperationError::Ssh(_)
+        | OperationError::Facts(_)) => AppError::Conflict(crate::sites::sentence(&error.to_string())),
+        error @ (OperationError::BadCredentials { .. } | OperationError::Database(_)) => AppError::internal(error),
+    }
+}

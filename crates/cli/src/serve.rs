@@ -9,9 +9,8 @@ use std::time::Duration;
 use anyhow::Context;
 
 use brokeforge_app::jobs::{JobEnvironment, registry};
-use brokeforge_app::operations::{LiveOutput, OperationEnvironment};
+use brokeforge_app::operations::OperationEnvironment;
 use brokeforge_queue::{Queue, WorkerConfig, WorkerPool};
-use brokeforge_ssh::{PoolConfig, SshPool};
 use tokio::sync::watch;
 
 use crate::GlobalOptions;
@@ -63,13 +62,7 @@ fn shutdown_signal() -> anyhow::Result<watch::Receiver<bool>> {
 /// What package operations need: the database, the sealer for SSH keys, one SSH
 /// connection pool for the process, and the live-output fan-out.
 fn operation_environment(state: &startup::ControlPlaneState, queue: &Queue) -> OperationEnvironment {
-    OperationEnvironment {
-        db: state.db.clone(),
-        queue: queue.clone(),
-        sealer: Arc::clone(&state.sealer),
-        ssh: SshPool::new(PoolConfig::default()),
-        live_output: LiveOutput::default(),
-    }
+    OperationEnvironment::new(state.db.clone(), queue.clone(), Arc::clone(&state.sealer))
 }
 
 /// A worker pool on `queue`, so that jobs enqueued through the same handle wake it at once.
@@ -104,13 +97,8 @@ pub async fn serve(global: &GlobalOptions, options: ServeOptions) -> anyhow::Res
             allow_private: options.allow_private_addresses,
         },
     };
-    let app = brokeforge_web::router(brokeforge_web::AppState::new(
-        state.db.clone(),
-        queue,
-        Arc::clone(&state.sealer),
-        web_config,
-    ))
-    .into_make_service_with_connect_info::<SocketAddr>();
+    let app = brokeforge_web::router(brokeforge_web::AppState::new(operations, web_config))
+        .into_make_service_with_connect_info::<SocketAddr>();
     tracing::info!(%address, database = state.db.backend().name(), "BrokeForge is running");
     println!("BrokeForge is running at http://{address}");
     // First run: no user yet, so print a one-time link where the first administrator

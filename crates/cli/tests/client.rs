@@ -449,3 +449,55 @@ fn the_cli_manages_php_versions_and_firewall_rules() {
     let stderr = failure(&["servers", "php", "install", &server_id, "8.5", "--follow"]);
     assert!(stderr.contains("failed"), "{stderr}");
 }
+
+#[test]
+fn the_cli_reaches_site_environments_and_files_through_the_api() {
+    let data = brokeforge_testkit::temp_data_dir();
+    let config_home = tempfile::tempdir().unwrap();
+    let config: PathBuf = config_home.path().join("brokeforge");
+    let data_dir = data.path().to_str().unwrap();
+    ok(cli(
+        &config,
+        &[
+            "--data-dir",
+            data_dir,
+            "admin",
+            "create-user",
+            "--email",
+            "ada@example.com",
+            "--password-stdin",
+        ],
+        &format!("{PASSWORD}\n"),
+    ));
+    let server = start_server(data.path());
+    ok(cli(
+        &config,
+        &[
+            "login",
+            "--url",
+            &server.url,
+            "--email",
+            "ada@example.com",
+            "--password-stdin",
+        ],
+        &format!("{PASSWORD}\n"),
+    ));
+    // No such site: every command says so and exits non-zero.
+    for (args, stdin) in [
+        (&["sites", "env", "999"][..], ""),
+        (&["sites", "env", "999", "--set", "-"][..], "APP_KEY=x\n"),
+        (&["sites", "files", "999", "ls"][..], ""),
+        (&["sites", "files", "999", "ls", "shared"][..], ""),
+        (&["sites", "files", "999", "cat", "shared/.env"][..], ""),
+        (&["sites", "files", "999", "put", "public/x.txt", "-"][..], "hello\n"),
+        (&["sites", "files", "999", "rm", "public/x.txt", "--json"][..], ""),
+    ] {
+        let output = cli(&config, args, stdin);
+        assert!(!output.status.success(), "{args:?}");
+        assert!(
+            text(&output).1.contains("No such site"),
+            "{args:?}: {:?}",
+            text(&output)
+        );
+    }
+}

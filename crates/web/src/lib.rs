@@ -23,6 +23,7 @@ pub mod webhooks;
 use std::sync::Arc;
 
 use axum::Router;
+use brokeforge_app::operations::OperationEnvironment;
 use brokeforge_app::servers::AddressPolicy;
 use brokeforge_db::{Db, Sealer};
 use brokeforge_queue::Queue;
@@ -65,6 +66,9 @@ pub struct AppState {
     pub queue: Queue,
     /// Seals and opens secrets (server keys, bootstrap lines) and signs callbacks.
     pub sealer: Arc<Sealer>,
+    /// What runs site operations at request time (the environment editor and the
+    /// file explorer): the same SSH pool the process's workers use.
+    pub operations: Arc<OperationEnvironment>,
     pub config: Arc<WebConfig>,
 }
 
@@ -83,12 +87,14 @@ impl AppState {
         format!("http://{host}")
     }
 
-    /// State for a control plane on `db`, whose jobs go to `queue`.
-    pub fn new(db: Db, queue: Queue, sealer: Arc<Sealer>, config: WebConfig) -> AppState {
+    /// State for a control plane whose database, queue, sealer and SSH pool are
+    /// those of `operations`.
+    pub fn new(operations: OperationEnvironment, config: WebConfig) -> AppState {
         AppState {
-            db,
-            queue,
-            sealer,
+            db: operations.db.clone(),
+            queue: operations.queue.clone(),
+            sealer: Arc::clone(&operations.sealer),
+            operations: Arc::new(operations),
             config: Arc::new(config),
         }
     }

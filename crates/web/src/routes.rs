@@ -3,7 +3,9 @@
 //! route cannot exist without being listed here.
 
 use axum::Router;
-use axum::routing::{MethodRouter, delete, get, patch, post};
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{MethodRouter, delete, get, patch, post, put};
+use brokeforge_app::site_files::MAX_FILE_BYTES;
 
 use crate::AppState;
 use crate::{api, bootstrap, health, sse, ui, webhooks};
@@ -217,6 +219,32 @@ pub fn table() -> RouteTable {
             "/sites/{site_id}/commands/{run_id}",
             Session,
             get(ui::sites::site_command_show),
+        )
+        .add("GET", "/sites/{site_id}/env", Session, get(ui::site_files::env_show))
+        .add("POST", "/sites/{site_id}/env", Session, post(ui::site_files::env_save))
+        .add(
+            "GET",
+            "/sites/{site_id}/files",
+            Session,
+            get(ui::site_files::files_show),
+        )
+        .add(
+            "POST",
+            "/sites/{site_id}/files",
+            Session,
+            post(ui::site_files::files_save),
+        )
+        .add(
+            "POST",
+            "/sites/{site_id}/files/delete",
+            Session,
+            post(ui::site_files::files_delete),
+        )
+        .add(
+            "GET",
+            "/sites/{site_id}/files/download",
+            Session,
+            get(ui::site_files::files_download),
         )
         .add(
             "POST",
@@ -491,6 +519,38 @@ pub fn table() -> RouteTable {
             "/api/v1/sites/{site_id}/commands/{run_id}",
             Token(Read),
             get(api::sites::command_show),
+        )
+        .add(
+            "GET",
+            "/api/v1/sites/{site_id}/env",
+            Token(Deploy),
+            get(api::site_files::env_show),
+        )
+        .add(
+            "PUT",
+            "/api/v1/sites/{site_id}/env",
+            Token(Deploy),
+            put(api::site_files::env_write),
+        )
+        .add(
+            "GET",
+            "/api/v1/sites/{site_id}/files",
+            Token(Read),
+            get(api::site_files::files_show),
+        )
+        // A file may be up to 1 MiB; the body limit leaves room so a larger one is
+        // refused by the use case with its size.
+        .add(
+            "PUT",
+            "/api/v1/sites/{site_id}/files",
+            Token(Deploy),
+            put(api::site_files::files_write).layer(DefaultBodyLimit::max(2 * MAX_FILE_BYTES)),
+        )
+        .add(
+            "DELETE",
+            "/api/v1/sites/{site_id}/files",
+            Token(Deploy),
+            delete(api::site_files::files_delete),
         )
         .add("GET", "/api/v1/jobs", Token(Read), get(api::jobs::list))
         .add("GET", "/api/v1/jobs/{job_id}", Token(Read), get(api::jobs::show))

@@ -30,6 +30,8 @@ const TEMPLATES: &[(&str, &str)] = embedded_templates![
     "site_new.html",
     "site_show.html",
     "site_command.html",
+    "site_env.html",
+    "site_files.html",
     "jobs_list.html",
     "job_show.html",
     "account.html",

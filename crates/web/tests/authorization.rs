@@ -87,6 +87,14 @@ fn expectations() -> BTreeMap<(&'static str, &'static str), Expected> {
         ("POST", "/sites/{site_id}/webhook/disable", [403, 404, 403, 303]),
         ("POST", "/sites/{site_id}/commands", [403, 404, 403, 303]),
         ("GET", "/sites/{site_id}/commands/{run_id}", [303, 404, 303, 200]),
+        // The fixture's server has no pinned host key: the owner's calls that reach
+        // the server answer 409, and a missing path 422.
+        ("GET", "/sites/{site_id}/env", [303, 404, 303, 409]),
+        ("POST", "/sites/{site_id}/env", [403, 404, 403, 409]),
+        ("GET", "/sites/{site_id}/files", [303, 404, 303, 409]),
+        ("POST", "/sites/{site_id}/files", [403, 404, 403, 409]),
+        ("POST", "/sites/{site_id}/files/delete", [403, 404, 403, 409]),
+        ("GET", "/sites/{site_id}/files/download", [303, 404, 303, 422]),
         ("POST", "/webhooks/sites/{site_id}/{provider}", [401, 401, 401, 401]),
         ("GET", "/jobs", [303, 200, 303, 200]),
         ("GET", "/jobs/{job_id}", [303, 404, 303, 200]),
@@ -195,6 +203,11 @@ fn expectations() -> BTreeMap<(&'static str, &'static str), Expected> {
         ("GET", "/api/v1/sites/{site_id}/commands", [401, 404, 403, 200]),
         ("POST", "/api/v1/sites/{site_id}/commands", [401, 404, 403, 202]),
         ("GET", "/api/v1/sites/{site_id}/commands/{run_id}", [401, 404, 403, 200]),
+        ("GET", "/api/v1/sites/{site_id}/env", [401, 404, 403, 409]),
+        ("PUT", "/api/v1/sites/{site_id}/env", [401, 404, 403, 409]),
+        ("GET", "/api/v1/sites/{site_id}/files", [401, 404, 403, 409]),
+        ("PUT", "/api/v1/sites/{site_id}/files", [401, 404, 403, 422]),
+        ("DELETE", "/api/v1/sites/{site_id}/files", [401, 404, 403, 422]),
         ("GET", "/api/v1/jobs", [401, 200, 403, 200]),
         ("GET", "/api/v1/jobs/{job_id}", [401, 404, 403, 200]),
         ("GET", "/api/v1/jobs/{job_id}/events", [401, 404, 403, 200]),
@@ -377,6 +390,9 @@ fn form_fields(path: &str, unique: &str) -> Vec<(String, String)> {
             ("deploy_script", "echo built\n".into()),
         ],
         "/sites/{site_id}/commands" => vec![("command", "ls -la".into()), ("timeout_seconds", "60".into())],
+        "/sites/{site_id}/env" => vec![("contents", "APP_KEY=x\n".into())],
+        "/sites/{site_id}/files" => vec![("path", "notes.txt".into()), ("contents", "hello\n".into())],
+        "/sites/{site_id}/files/delete" => vec![("path", "notes.txt".into())],
         _ => vec![],
     };
     pairs.into_iter().map(|(key, value)| (key.to_owned(), value)).collect()
@@ -399,6 +415,7 @@ fn json_body(method: &str, path: &str, unique: &str) -> Option<serde_json::Value
         ("PATCH", "/api/v1/sites/{site_id}") => Some(json!({ "keep_releases": 3 })),
         ("POST", "/api/v1/sites/{site_id}/rollback") => Some(json!({ "release": KEPT_RELEASE })),
         ("POST", "/api/v1/sites/{site_id}/commands") => Some(json!({ "command": "ls -la" })),
+        ("PUT", "/api/v1/sites/{site_id}/env") => Some(json!({ "contents": "APP_KEY=x\n" })),
         ("POST", "/api/v1/tokens") => Some(json!({ "name": "ci", "scopes": ["read"] })),
         ("POST", "/api/v1/users") => {
             Some(json!({ "email": format!("api-{unique}@example.com"), "password": PASSWORD }))

@@ -52,12 +52,15 @@ async fn the_ui_works_in_a_real_browser() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
     let base = format!("http://{address}");
-    let state = AppState::new(
+    let operations = brokeforge_app::operations::OperationEnvironment::new(
         db.clone(),
         queue,
         std::sync::Arc::new(brokeforge_db::Sealer::new(
             &brokeforge_db::MasterKey::generate().unwrap(),
         )),
+    );
+    let state = AppState::new(
+        operations,
         WebConfig {
             public_url: Some(base.clone()),
             address_policy: Default::default(),

@@ -282,3 +282,108 @@ async fn sites_deploy_from_signed_webhooks_and_render_their_pages() {
         assert_eq!(status, StatusCode::NOT_FOUND);
     }
 }
+
+#[tokio::test]
+async fn the_environment_and_files_of_another_users_site_answer_like_unknown_ones() {
+    for app in TestApp::both().await {
+        let backend = app.backend;
+        let owner = app.user("owner@example.com", false).await;
+        let other = app.user("other@example.com", false).await;
+        let server_id = provisioned_server(&app, &owner.token).await;
+        let (status, created) = app
+            .api(
+                Method::POST,
+                &format!("/api/v1/servers/{server_id}/sites"),
+                Some(&owner.token),
+                Some(json!({ "domain": "files.example.com", "site_type": "laravel" })),
+            )
+            .await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{backend}: {created}");
+        let site_id = created["site"]["id"].as_i64().unwrap();
+        brokeforge_db::sites::set_status(app.db(), site_id, "active", None)
+            .await
+            .unwrap();
+
+        // Another user's site and an unknown one: the same 404, on every route.
+        for id in [site_id, 999_999] {
+            for (method, path, body) in [
+                (Method::GET, format!("/api/v1/sites/{id}/env"), None),
+                (
+                    Method::PUT,
+                    format!("/api/v1/sites/{id}/env"),
+                    Some(json!({ "contents": "A=1\n" })),
+                ),
+                (Method::GET, format!("/api/v1/sites/{id}/files?path=public"), None),
+                (Method::PUT, format!("/api/v1/sites/{id}/files?path=public/x.txt"), None),
+                (
+                    Method::DELETE,
+                    format!("/api/v1/sites/{id}/files?path=public/x.txt"),
+                    None,
+                ),
+            ] {
+                let (status, body) = app.api(method.clone(), &path, Some(&other.token), body).await;
+                assert_eq!(status, StatusCode::NOT_FOUND, "{backend}: {method} {path}: {body}");
+                assert_eq!(body["error"]["code"], "not_found", "{backend}: {body}");
+            }
+            for path in [format!("/sites/{id}/env"), format!("/sites/{id}/files")] {
+                let (status, _, _) = app.page(Method::GET, &path, Some(&other), &[]).await;
+                assert_eq!(status, StatusCode::NOT_FOUND, "{backend}: {path}");
+            }
+            let (status, _, _) = app
+                .page(
+                    Method::POST,
+                    &format!("/sites/{id}/env"),
+                    Some(&other),
+                    &[("contents", "A=1\n")],
+                )
+                .await;
+            assert_eq!(status, StatusCode::NOT_FOUND, "{backend}");
+        }
+
+        // The owner: `..` and oversized bodies are refused before the server is asked.
+        let (status, body) = app
+            .api(
+                Method::DELETE,
+                &format!("/api/v1/sites/{site_id}/files?path=../x"),
+                Some(&owner.token),
+                None,
+            )
+            .await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{backend}: {body}");
+        assert!(body["error"]["fields"]["path"].is_array(), "{backend}: {body}");
+        for size in [
+            brokeforge_app::site_files::MAX_FILE_BYTES + 1,
+            3 * brokeforge_app::site_files::MAX_FILE_BYTES,
+        ] {
+            let request = Request::builder()
+                .method(Method::PUT)
+                .uri(format!("/api/v1/sites/{site_id}/files?path=public/big.bin"))
+                .header(header::AUTHORIZATION, format!("Bearer {}", owner.token))
+                .header(header::CONTENT_TYPE, "application/octet-stream")
+                .body(Body::from(vec![0u8; size]))
+                .unwrap();
+            let (status, _, text) = app.send(request).await;
+            assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{backend}: {size}: {text}");
+            assert!(text.contains("at most 1 MiB"), "{backend}: {text}");
+        }
+        // The server was never bootstrapped: reading says so.
+        let (status, body) = app
+            .api(
+                Method::GET,
+                &format!("/api/v1/sites/{site_id}/env"),
+                Some(&owner.token),
+                None,
+            )
+            .await;
+        assert_eq!(status, StatusCode::CONFLICT, "{backend}: {body}");
+        assert!(
+            body["error"]["message"].as_str().unwrap().contains("bootstrap"),
+            "{backend}: {body}"
+        );
+        let (status, _, page) = app
+            .page(Method::GET, &format!("/sites/{site_id}/env"), Some(&owner), &[])
+            .await;
+        assert_eq!(status, StatusCode::CONFLICT, "{backend}");
+        assert!(page.contains("bootstrap"), "{backend}");
+    }
+}

@@ -76,6 +76,41 @@ impl ApiClient {
         decode(response).await
     }
 
+    /// Sends a request with `query` and raw bytes (or no body) and returns the
+    /// answer's content type and bytes; a refusal is an error as with [`ApiClient::call`].
+    pub async fn raw(
+        &self,
+        method: Method,
+        path: &str,
+        query: &[(&str, &str)],
+        body: Option<Vec<u8>>,
+    ) -> anyhow::Result<(String, Vec<u8>)> {
+        let url = format!("{}{path}", self.base);
+        let mut request = self.http.request(method, &url).bearer_auth(&self.token).query(query);
+        if let Some(body) = body {
+            request = request
+                .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
+                .body(body);
+        }
+        let response = request
+            .send()
+            .await
+            .with_context(|| format!("cannot reach {}", self.base))?;
+        let status = response.status();
+        if !status.is_success() {
+            decode(response).await?;
+            bail!("the control plane answered {status}");
+        }
+        let content_type = response
+            .headers()
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|value| value.to_str().ok())
+            .unwrap_or("")
+            .to_owned();
+        let bytes = response.bytes().await.context("cannot read the response")?;
+        Ok((content_type, bytes.to_vec()))
+    }
+
     pub async fn get(&self, path: &str) -> anyhow::Result<Value> {
         self.call(Method::GET, path, None).await
     }

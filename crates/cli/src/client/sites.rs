@@ -1,6 +1,7 @@
 //! `brokeforge sites list|show|create|set|delete|deploy|rollback|deployments|releases|
-//! webhook|run|commands`: the sites of a server, their deployments and releases,
-//! their deploy webhook and the commands run in them. Every action that starts a job
+//! webhook|run|commands|env|files`: the sites of a server, their deployments and
+//! releases, their deploy webhook, the commands run in them, their environment file
+//! and the files of their directory. Every action that starts a job
 //! prints it, or follows it to the end with `--follow` (exit non-zero when it fails).
 
 use anyhow::Context;
@@ -111,6 +112,165 @@ pub enum SitesCommand {
     },
     /// List the commands run on a site, newest first.
     Commands { site_id: i64 },
+    /// Print the site's environment file (.env, or wp-config.php for WordPress), or
+    /// replace it.
+    Env {
+        site_id: i64,
+        /// A file holding the new contents (`-` for standard input).
+        #[arg(long)]
+        set: Option<std::path::PathBuf>,
+    },
+    /// Browse the files of the site's directory.
+    Files {
+        site_id: i64,
+        #[command(subcommand)]
+        action: FilesAction,
+    },
+}
+
+/// What `brokeforge sites files` does. Paths are relative to the site's directory
+/// (`/home/brokeforge/<domain>`).
+#[derive(clap::Subcommand, Debug)]
+pub enum FilesAction {
+    /// List a directory (the site's directory when PATH is left out).
+    Ls { path: Option<String> },
+    /// Print a file's bytes (at most 1 MiB).
+    Cat { path: String },
+    /// Write a file from FILE (`-` or left out: standard input), at most 1 MiB.
+    Put {
+        path: String,
+        file: Option<std::path::PathBuf>,
+    },
+    /// Delete a file, link or directory.
+    Rm { path: String },
+}
+
+/// Reads FILE, or standard input for `-` or no file.
+fn read_input(file: Option<&std::path::Path>) -> anyhow::Result<Vec<u8>> {
+    use std::io::Read;
+    match file {
+        Some(path) if path.as_os_str() != "-" => {
+            std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))
+        }
+        _ => {
+            let mut bytes = Vec::new();
+            std::io::stdin()
+                .read_to_end(&mut bytes)
+                .context("cannot read standard input")?;
+            Ok(bytes)
+        }
+    }
+}
+
+fn write_stdout(bytes: &[u8]) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    stdout.write_all(bytes).context("cannot write to standard output")?;
+    stdout.flush().context("cannot write to standard output")
+}
+
+async fn env(
+    client: &ApiClient,
+    options: &ClientOptions,
+    site_id: i64,
+    set: Option<std::path::PathBuf>,
+) -> anyhow::Result<()> {
+    let path = format!("/api/v1/sites/{site_id}/env");
+    let Some(file) = set else {
+        let env = client.get(&path).await?;
+        if options.json {
+            print_json(&env);
+        } else if env["exists"] == true {
+            write_stdout(env["contents"].as_str().unwrap_or("").as_bytes())?;
+        } else {
+            eprintln!("The site has no {} yet.", text(&env, "/file"));
+        }
+        return Ok(());
+    };
+    let contents = String::from_utf8(read_input(Some(&file))?)
+        .map_err(|_| anyhow::anyhow!("the environment file must be UTF-8 text"))?;
+    let written = client
+        .call(Method::PUT, &path, Some(&json!({ "contents": contents })))
+        .await?;
+    if options.json {
+        print_json(&written);
+    } else if written["changed"] == true {
+        println!("Saved {}.", text(&written, "/file"));
+    } else {
+        println!(
+            "{} already held exactly this; nothing changed.",
+            text(&written, "/file")
+        );
+    }
+    Ok(())
+}
+
+async fn files(client: &ApiClient, options: &ClientOptions, site_id: i64, action: FilesAction) -> anyhow::Result<()> {
+    let url = format!("/api/v1/sites/{site_id}/files");
+    match action {
+        FilesAction::Ls { path } => {
+            let path = path.unwrap_or_default();
+            let (content_type, bytes) = client.raw(Method::GET, &url, &[("path", &path)], None).await?;
+            if !content_type.starts_with("application/json") {
+                anyhow::bail!("{path} is a file; print it with `brokeforge sites files {site_id} cat {path}`");
+            }
+            let listing: Value = serde_json::from_slice(&bytes).context("the control plane sent invalid JSON")?;
+            if options.json {
+                print_json(&listing);
+                return Ok(());
+            }
+            let rows: Vec<Vec<String>> = listing["entries"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|entry| {
+                    let mut name = entry["name"].as_str().unwrap_or("").to_owned();
+                    match entry["kind"].as_str() {
+                        Some("directory") => name.push('/'),
+                        Some("symbolic-link") => name = format!("{name} -> {}", text(entry, "/link_target")),
+                        _ => {}
+                    }
+                    vec![text(entry, "/kind"), text(entry, "/size"), name]
+                })
+                .collect();
+            if rows.is_empty() {
+                println!("The directory is empty.");
+            } else {
+                print_table(&["KIND", "SIZE", "NAME"], &rows);
+            }
+            Ok(())
+        }
+        FilesAction::Cat { path } => {
+            let (content_type, bytes) = client.raw(Method::GET, &url, &[("path", &path)], None).await?;
+            if content_type.starts_with("application/json") {
+                anyhow::bail!("{path} is a directory; list it with `brokeforge sites files {site_id} ls {path}`");
+            }
+            write_stdout(&bytes)
+        }
+        FilesAction::Put { path, file } => {
+            let bytes = read_input(file.as_deref())?;
+            let (_, answer) = client.raw(Method::PUT, &url, &[("path", &path)], Some(bytes)).await?;
+            let written: Value = serde_json::from_slice(&answer).context("the control plane sent invalid JSON")?;
+            if options.json {
+                print_json(&written);
+            } else {
+                println!("Wrote {} ({} bytes).", text(&written, "/path"), text(&written, "/size"));
+            }
+            Ok(())
+        }
+        FilesAction::Rm { path } => {
+            let (_, answer) = client.raw(Method::DELETE, &url, &[("path", &path)], None).await?;
+            let deleted: Value = serde_json::from_slice(&answer).context("the control plane sent invalid JSON")?;
+            if options.json {
+                print_json(&deleted);
+            } else if deleted["deleted"] == true {
+                println!("Deleted {}.", text(&deleted, "/path"));
+            } else {
+                println!("{} was gone already.", text(&deleted, "/path"));
+            }
+            Ok(())
+        }
+    }
 }
 
 fn site_rows(sites: &Value) -> Vec<Vec<String>> {
@@ -467,6 +627,8 @@ pub async fn run(options: &ClientOptions, command: SitesCommand) -> anyhow::Resu
             }
             followed
         }
+        SitesCommand::Env { site_id, set } => env(client, options, site_id, set).await,
+        SitesCommand::Files { site_id, action } => files(client, options, site_id, action).await,
         SitesCommand::Commands { site_id } => {
             let page = client.get(&format!("/api/v1/sites/{site_id}/commands")).await?;
             if options.json {

@@ -12,6 +12,7 @@ pub mod me;
 pub mod onboarding;
 pub mod php;
 pub mod servers;
+pub mod site_files;
 pub mod sites;
 pub mod tokens;
 pub mod users;
@@ -107,6 +108,8 @@ impl Modify for SecurityAddon {
         sites::list, sites::create, sites::show, sites::update, sites::remove, sites::reinstall,
         sites::deploy, sites::deployment_list, sites::deployment_show, sites::release_list, sites::rollback,
         sites::webhook_enable, sites::webhook_disable, sites::command_run, sites::command_list, sites::command_show,
+        site_files::env_show, site_files::env_write, site_files::files_show, site_files::files_write,
+        site_files::files_delete,
     ),
     components(schemas(ErrorEnvelope, ErrorBody)),
     modifiers(&SecurityAddon),
@@ -117,7 +120,7 @@ impl Modify for SecurityAddon {
         (name = "jobs", description = "Background jobs and their live progress"),
         (name = "php", description = "PHP versions, the command-line default and extensions on a server"),
         (name = "firewall", description = "Firewall rules added to a server"),
-        (name = "sites", description = "Sites, their deployments, releases, webhook and commands"),
+        (name = "sites", description = "Sites, their deployments, releases, webhook, commands, environment file and files"),
         (name = "audit", description = "Who did what, and when"),
     )
 )]

@@ -8,6 +8,7 @@ pub mod firewall;
 pub mod onboarding;
 pub mod pages;
 pub mod php;
+pub mod site_files;
 pub mod sites;
 
 use axum::http::StatusCode;

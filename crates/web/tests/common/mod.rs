@@ -9,6 +9,7 @@ use axum::body::Body;
 use axum::http::{HeaderMap, Method, Request, StatusCode, header};
 use brokeforge_app::accounts::{self, CreateUser};
 use brokeforge_app::auth::{self, Credential, NewToken, Principal, Scopes};
+use brokeforge_app::operations::OperationEnvironment;
 use brokeforge_core::Secret;
 use brokeforge_db::Db;
 use brokeforge_queue::Queue;
@@ -60,7 +61,8 @@ impl TestApp {
         let sealer = std::sync::Arc::new(brokeforge_db::Sealer::new(
             &brokeforge_db::MasterKey::generate().expect("a master key"),
         ));
-        let state = AppState::new(db.clone(), Queue::new(db), sealer, config);
+        let operations = OperationEnvironment::new(db.clone(), Queue::new(db), sealer);
+        let state = AppState::new(operations, config);
         TestApp {
             router: brokeforge_web::router(state.clone()),
             state,
