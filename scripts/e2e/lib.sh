@@ -176,6 +176,8 @@ vm_start() {
     E2E_VM_HTTP_PORT=$(free_port)
     E2E_VM_PROBE_PORT=$(free_port)
     E2E_VM_CONSOLE="$E2E_RUN_DIR/console.log"
+    # The overlay is thrown away after the run, so the guest's flushes need not
+    # reach the host's disk (cache=unsafe).
     qemu-img create -q -f qcow2 -F raw -b "$E2E_IMAGE_DIR/disk.img" "$overlay"
     key_b64=$(base64 -w0 <"$E2E_RUN_DIR/harness_key.pub")
     # TCG by default: KVM hangs at boot on the machines this runs on. Set
@@ -189,7 +191,7 @@ vm_start() {
     qemu-system-x86_64 "${accel_args[@]}" -m "${BROKEFORGE_VM_MEMORY:-2048}" -smp "${BROKEFORGE_VM_CPUS:-2}" \
         -kernel "$E2E_IMAGE_DIR/vmlinuz" -initrd "$E2E_IMAGE_DIR/initrd.img" \
         -append "root=/dev/vda rw console=ttyS0 net.ifnames=0 brokeforge_e2e.ssh_port=$E2E_VM_SSH_PORT brokeforge_e2e.key=$key_b64" \
-        -drive "file=$overlay,format=qcow2,if=virtio" \
+        -drive "file=$overlay,format=qcow2,if=virtio,cache=unsafe" \
         -netdev "user,id=n0,hostfwd=tcp:127.0.0.1:$E2E_VM_SSH_PORT-:$E2E_VM_SSH_PORT,hostfwd=tcp:127.0.0.1:$E2E_VM_HTTP_PORT-:80,hostfwd=tcp:127.0.0.1:$E2E_VM_PROBE_PORT-:$E2E_PROBE_PORT" \
         -device virtio-net-pci,netdev=n0 \
         -display none -serial "file:$E2E_VM_CONSOLE" -monitor none \

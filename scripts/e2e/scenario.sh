@@ -120,6 +120,21 @@ wait_for_provisioning() {
 
 phase_provisioning() {
     wait_for_provisioning
+    print_job_timings
+}
+
+# Prints how long each of the server's jobs took, oldest first, with its first
+# milestone (which names the package).
+print_job_timings() {
+    local jobs id started finished seconds milestone
+    jobs=$(bf jobs list --server "$E2E_SERVER_ID" --json) || return 0
+    echo "jobs of server $E2E_SERVER_ID:"
+    while IFS=$'\t' read -r id started finished; do
+        [ -n "$finished" ] || continue
+        seconds=$(($(date -d "$finished" +%s) - $(date -d "$started" +%s)))
+        milestone=$(bf jobs show "$id" --json 2>/dev/null | jq -r '.events[0].milestone // .kind') || milestone='?'
+        printf '  #%-4s %5d s  %s\n' "$id" "$seconds" "$milestone"
+    done < <(jq -r '.data | sort_by(.id)[] | [.id, .started_at // "", .finished_at // ""] | @tsv' <<<"$jobs")
 }
 
 # Checks a command's output in the VM against an extended regular expression.
@@ -236,9 +251,11 @@ phase_reprovision() {
 }
 
 # Deletes the server and BrokeForge's access to it; the brokeforge user, its sudo
-# rules and BrokeForge's keys are gone, the harness's key still works.
+# rules and BrokeForge's keys are gone, the harness's key still works. The end state
+# is checked even when the CLI reports an error, so a failure says both.
 phase_remove_server() {
-    bf servers delete "$E2E_SERVER_ID" --remove-access --follow
+    local follow_status=0
+    bf servers delete "$E2E_SERVER_ID" --remove-access --follow || follow_status=$?
     local leftovers
     leftovers=$(vm_ssh 'id brokeforge 2>/dev/null; ls -d /home/brokeforge /etc/sudoers.d/brokeforge 2>/dev/null; true')
     if [ -n "$leftovers" ]; then
@@ -254,5 +271,8 @@ phase_remove_server() {
         fail "server $E2E_SERVER_ID still exists in BrokeForge after the removal"
     fi
     printf '  ok  %-44s\n' 'the server is gone from BrokeForge'
+    if [ "$follow_status" -ne 0 ]; then
+        fail "\`brokeforge servers delete $E2E_SERVER_ID --remove-access --follow\` exited with $follow_status (its message above) although the access was removed and the server deleted"
+    fi
     E2E_SERVER_ID=''
 }
