@@ -341,3 +341,134 @@ create_admin_and_token() {
 cli_login() {
     printf '%s\n' "$E2E_TOKEN" | bf login --url "http://127.0.0.1:$E2E_SERVE_PORT" --token-stdin
 }
+
+# ---------------------------------------------------------------------------
+# Background processes of the run (the Git server, the load client). The EXIT trap
+# of scripts/e2e-vm stops them with background_stop_all.
+
+E2E_BACKGROUND_PIDS=()
+
+background_stop_all() {
+    local pid
+    for pid in "${E2E_BACKGROUND_PIDS[@]}"; do
+        kill "$pid" 2>/dev/null || true
+    done
+    for pid in "${E2E_BACKGROUND_PIDS[@]}"; do
+        wait "$pid" 2>/dev/null || true
+    done
+    E2E_BACKGROUND_PIDS=()
+}
+
+# ---------------------------------------------------------------------------
+# The site's Git repository, served from the host over HTTPS.
+#
+# BrokeForge fetches from ssh:// (or git@host:path) and https:// URLs only, and over
+# SSH it accepts only host keys it pins (those of github.com, gitlab.com and
+# bitbucket.org; its CLI cannot add another host's key yet). So the harness serves
+# the repository over HTTPS: Git's plain HTTP protocol (static files, kept current by
+# `git update-server-info`) from a small Python TLS server on the host's loopback,
+# which the VM reaches at 10.0.2.2. Its certificate, for IP address 10.0.2.2, comes
+# from a throwaway CA made per run, which the harness adds to the VM's trust store
+# over root SSH, as an administrator would add a company's internal CA.
+
+E2E_GIT_DIR=''
+E2E_GIT_PORT=''
+E2E_APP_DIR=''
+
+# Git on the host without the user's or the system's configuration.
+host_git() {
+    GIT_CONFIG_GLOBAL=/dev/null GIT_CONFIG_NOSYSTEM=1 \
+        GIT_AUTHOR_NAME='BrokeForge E2E' GIT_AUTHOR_EMAIL=e2e@example.com \
+        GIT_COMMITTER_NAME='BrokeForge E2E' GIT_COMMITTER_EMAIL=e2e@example.com \
+        git "$@"
+}
+
+# Makes the throwaway CA and the server's certificate for 10.0.2.2.
+git_server_certificates() {
+    local dir=$E2E_GIT_DIR
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
+        -subj '/CN=BrokeForge e2e throwaway CA' -keyout "$dir/ca.key" -out "$dir/ca.crt" \
+        -addext 'basicConstraints=critical,CA:TRUE' -addext 'keyUsage=critical,keyCertSign,cRLSign' 2>/dev/null
+    openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+        -subj '/CN=10.0.2.2' -keyout "$dir/server.key" -out "$dir/server.csr" 2>/dev/null
+    printf '%s\n' 'subjectAltName=IP:10.0.2.2' 'basicConstraints=critical,CA:FALSE' \
+        'keyUsage=critical,digitalSignature' 'extendedKeyUsage=serverAuth' >"$dir/server.ext"
+    openssl x509 -req -in "$dir/server.csr" -CA "$dir/ca.crt" -CAkey "$dir/ca.key" -CAcreateserial \
+        -days 2 -extfile "$dir/server.ext" -out "$dir/server.crt" 2>/dev/null
+}
+
+# Starts the HTTPS server for $E2E_GIT_DIR/served on a free loopback port and waits
+# until it answers with a certificate the CA vouches for.
+git_server_start() {
+    E2E_GIT_DIR="$E2E_RUN_DIR/git"
+    mkdir -p "$E2E_GIT_DIR/served"
+    git_server_certificates
+    E2E_GIT_PORT=$(free_port)
+    python3 - "$E2E_GIT_DIR/served" "$E2E_GIT_PORT" "$E2E_GIT_DIR/server.crt" "$E2E_GIT_DIR/server.key" \
+        >"$E2E_RUN_DIR/git-server.log" 2>&1 <<'PYTHON' &
+import functools, http.server, ssl, sys
+root, port, cert, key = sys.argv[1:5]
+handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=root)
+server = http.server.ThreadingHTTPServer(("127.0.0.1", int(port)), handler)
+context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+context.load_cert_chain(cert, key)
+server.socket = context.wrap_socket(server.socket, server_side=True)
+server.serve_forever()
+PYTHON
+    E2E_BACKGROUND_PIDS+=("$!")
+    local deadline=$((SECONDS + 20))
+    until curl -fsS -o /dev/null --cacert "$E2E_GIT_DIR/ca.crt" \
+        --connect-to "10.0.2.2:$E2E_GIT_PORT:127.0.0.1:$E2E_GIT_PORT" "https://10.0.2.2:$E2E_GIT_PORT/" 2>/dev/null; do
+        if [ "$SECONDS" -ge "$deadline" ]; then
+            tail -n 20 "$E2E_RUN_DIR/git-server.log" >&2
+            fail "the HTTPS Git server did not answer within 20 s"
+        fi
+        sleep 0.3
+    done
+    echo "Git over HTTPS on 127.0.0.1:$E2E_GIT_PORT (https://10.0.2.2:$E2E_GIT_PORT/ from the VM)"
+}
+
+# The repository's URL as the VM sees it.
+git_repository_url() {
+    printf 'https://10.0.2.2:%s/app.git\n' "$E2E_GIT_PORT"
+}
+
+# Adds the throwaway CA to the VM's trust store.
+vm_trust_git_ca() {
+    local certificate
+    certificate=$(base64 -w0 <"$E2E_GIT_DIR/ca.crt")
+    vm_ssh "echo '$certificate' | base64 -d >/usr/local/share/ca-certificates/brokeforge-e2e-git.crt && update-ca-certificates >/dev/null"
+}
+
+# Creates the app: a working copy on the host and the bare repository it pushes to,
+# which the HTTPS server serves. index.php prints "release <id>" with the id read
+# from release.txt, so every commit shows its own id.
+app_repository_init() {
+    E2E_APP_DIR="$E2E_RUN_DIR/app"
+    host_git init -q -b main "$E2E_APP_DIR"
+    cat >"$E2E_APP_DIR/index.php" <<'PHP'
+<?php
+// A page that names the release it belongs to (release.txt changes with every commit).
+header('Content-Type: text/plain');
+header('Cache-Control: no-store');
+echo 'release ', trim(file_get_contents(__DIR__ . '/release.txt'));
+PHP
+    printf '%s\n' 'none' >"$E2E_APP_DIR/release.txt"
+    host_git -C "$E2E_APP_DIR" add index.php release.txt
+    host_git -C "$E2E_APP_DIR" commit -q -m 'The release page'
+    host_git clone -q --bare "$E2E_APP_DIR" "$E2E_GIT_DIR/served/app.git"
+    host_git -C "$E2E_APP_DIR" remote add origin "$E2E_GIT_DIR/served/app.git"
+    host_git -C "$E2E_GIT_DIR/served/app.git" update-server-info
+}
+
+# app_commit ID: commits release.txt holding ID and pushes it; E2E_APP_HEAD is the
+# new commit.
+E2E_APP_HEAD=''
+app_commit() {
+    printf '%s\n' "$1" >"$E2E_APP_DIR/release.txt"
+    host_git -C "$E2E_APP_DIR" commit -q -m "Release $1" release.txt
+    host_git -C "$E2E_APP_DIR" push -q origin main
+    host_git -C "$E2E_GIT_DIR/served/app.git" update-server-info
+    # shellcheck disable=SC2034 # read by scripts/e2e/scenario.sh
+    E2E_APP_HEAD=$(host_git -C "$E2E_APP_DIR" rev-parse HEAD)
+}

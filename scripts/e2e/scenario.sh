@@ -4,9 +4,9 @@
 # VM with real commands over the harness's root SSH. Sourced by scripts/e2e-vm
 # after scripts/e2e/lib.sh.
 #
-# To extend it (sites and deployments, issue 6), write a phase_* function and add
-# its name to E2E_SCENARIO_PHASES where it belongs: after `provisioning` the server
-# is fully provisioned and E2E_VM_HTTP_PORT forwards to the guest's port 80.
+# To extend it, write a phase_* function and add its name to E2E_SCENARIO_PHASES
+# where it belongs: after `provisioning` the server is fully provisioned and
+# E2E_VM_HTTP_PORT forwards to the guest's port 80.
 
 E2E_SCENARIO_PHASES=(
     control-plane
@@ -16,6 +16,12 @@ E2E_SCENARIO_PHASES=(
     provisioning
     assert-stack
     firewall-rule
+    site-create
+    site-deploy
+    site-redeploy
+    site-rollback
+    site-command
+    site-remove
     reprovision
     remove-server
 )
@@ -39,28 +45,46 @@ phase_control_plane() {
 }
 
 phase_boot() {
+    break_check_name
     vm_start
     vm_wait_for_ssh
-    if [ -n "${BROKEFORGE_E2E_BREAK:-}" ]; then
-        break_server "$BROKEFORGE_E2E_BREAK"
+    break_server before-bootstrap
+}
+
+# Breaks the server on purpose, to see that the scenario fails with BrokeForge's own
+# error message (BROKEFORGE_E2E_BREAK=NAME):
+#   apt-source  before the bootstrap, an unreachable apt source: the first
+#               package's `apt-get update` fails
+#   port-80     before the bootstrap, something else listens on port 80: installing
+#               nginx fails
+#   php-fpm     before the first deployment, `systemctl stop php8.2-fpm`: the
+#               deployment's PHP-FPM reload fails
+E2E_BREAKS='apt-source port-80 php-fpm'
+
+break_check_name() {
+    local name=${BROKEFORGE_E2E_BREAK:-}
+    if [ -n "$name" ] && [[ " $E2E_BREAKS " != *" $name "* ]]; then
+        fail "unknown BROKEFORGE_E2E_BREAK value: $name (one of: $E2E_BREAKS)"
     fi
 }
 
-# Breaks the fresh server on purpose, to see that the scenario fails with
-# BrokeForge's own error message (BROKEFORGE_E2E_BREAK=NAME):
-#   apt-source  an unreachable apt source: the first package's `apt-get update` fails
-#   port-80     something else listens on port 80: installing nginx fails
+# break_server MOMENT: applies the break chosen for MOMENT (before-bootstrap or
+# before-deploy), if any.
 break_server() {
-    echo "breaking the server on purpose: $1"
-    case $1 in
-        apt-source)
+    local name=${BROKEFORGE_E2E_BREAK:-} moment=$1
+    case "$moment:$name" in
+        before-bootstrap:apt-source)
+            echo "breaking the server on purpose: $name"
             vm_ssh "echo 'deb http://127.0.0.1:9/debian bookworm main' >/etc/apt/sources.list.d/broken.list"
             ;;
-        port-80)
+        before-bootstrap:port-80)
+            echo "breaking the server on purpose: $name"
             vm_ssh 'systemd-run --unit=squatter -p Restart=always systemd-socket-activate -l 80 /bin/echo squatter >/dev/null'
             ;;
-        *)
-            fail "unknown BROKEFORGE_E2E_BREAK value: $1 (apt-source or port-80)"
+        before-deploy:php-fpm)
+            echo "breaking the server on purpose: $name (systemctl stop php8.2-fpm)"
+            vm_ssh 'systemctl stop php8.2-fpm'
+            expect_in_vm 'php8.2-fpm is stopped' '^inactive$' 'systemctl is-active php8.2-fpm || true'
             ;;
     esac
 }
@@ -234,6 +258,289 @@ phase_firewall_rule() {
     fi
     printf '  ok  %-44s\n' "port $port is blocked again from outside"
     ufw_allows "$E2E_VM_SSH_PORT" "$status" >/dev/null || fail "the SSH port lost its rule"
+}
+
+# ---------------------------------------------------------------------------
+# Sites and deployments: a PHP site from a Git repository served by the host (see
+# git_server_start in scripts/e2e/lib.sh), its page fetched through the HTTP forward
+# with the site's Host header.
+
+E2E_SITE_DOMAIN=app.e2e.test
+E2E_SITE_ID=''
+# The release ids committed to the app and the commits that carry them.
+E2E_RELEASE_1="r1-$(date +%s)-$RANDOM"
+E2E_RELEASE_2="r2-$(date +%s)-$RANDOM"
+E2E_COMMIT_1=''
+E2E_COMMIT_2=''
+E2E_LOAD_PID=''
+
+# Prints "<HTTP code> <body>" of the site's page through the HTTP forward.
+site_page() {
+    curl -sS --max-time 20 -H "Host: $E2E_SITE_DOMAIN" -w ' %{http_code}' \
+        "http://127.0.0.1:$E2E_VM_HTTP_PORT/" 2>&1 || true
+}
+
+# expect_page RELEASE: the site's page must answer 200 with that release id.
+expect_page() {
+    local answer
+    answer=$(site_page)
+    if [ "$answer" != "release $1 200" ]; then
+        fail "http://$E2E_SITE_DOMAIN/ answered \"$answer\"; expected \"release $1 200\""
+    fi
+    printf '  ok  %-44s %s\n' "http://$E2E_SITE_DOMAIN/ shows release $1" "HTTP 200"
+}
+
+site_json() {
+    bf sites show "$E2E_SITE_ID" --json
+}
+
+# Prints the timings of job $1's steps: from each milestone's first event to the
+# next milestone's (the last one to the job's end).
+print_job_steps() {
+    local job
+    job=$(bf jobs show "$1" --json) || return 0
+    # shellcheck disable=SC2016 # jq's own variables
+    jq -r '
+        def ms: capture("^(?<s>[^.Z+]+)(\\.(?<f>[0-9]+))?")
+            | ((.s + "Z") | fromdateiso8601) * 1000 + ((.f // "0") + "000" | .[0:3] | tonumber);
+        (.finished_at // .started_at // .created_at | ms) as $finish
+        | [.events[] | {milestone, status, at: (.created_at | ms)}]
+        | reduce .[] as $event ([]; if length > 0 and .[-1].milestone == $event.milestone
+            then .[-1].status = $event.status else . + [$event] end)
+        | to_entries as $steps
+        | $steps[] | .value as $step
+        | (if .key + 1 < ($steps | length) then $steps[.key + 1].value.at else $finish end) as $upto
+        | "    \(($upto - $step.at) / 1000 | . * 10 | round / 10 | tostring | (" " * (7 - length)) + .) s  \($step.milestone) (\($step.status))"
+    ' <<<"$job"
+}
+
+# Prints a failed job's events (BrokeForge's step, command, exit code and stderr)
+# and saves its JSON with the logs.
+report_job_failure() {
+    local job=$1
+    [ -n "$job" ] || return 0
+    echo "--- brokeforge jobs show $job" >&2
+    bf jobs show "$job" >&2 || true
+    bf jobs show "$job" --json >"$E2E_RUN_DIR/failed-job.json" 2>&1 || true
+}
+
+# The newest deployment (or rollback) of the site, as JSON.
+latest_deployment() {
+    bf sites deployments "$E2E_SITE_ID" --json | jq -e '.data[0]'
+}
+
+# deploy_site COMMIT: deploys the branch head with the CLI, which must build COMMIT.
+# A failed deployment ends the run with BrokeForge's message.
+deploy_site() {
+    local expected=$1 status=0 deployment job
+    bf sites deploy "$E2E_SITE_ID" --follow || status=$?
+    deployment=$(latest_deployment) || fail "brokeforge sites deployments lists no deployment"
+    job=$(jq -r '.job_id // empty' <<<"$deployment")
+    if [ "$status" -ne 0 ]; then
+        report_job_failure "$job"
+        fail "the deployment of commit $expected failed (BrokeForge's message above)"
+    fi
+    report_deployment "$deployment" "$expected"
+}
+
+# report_deployment JSON COMMIT: checks a finished deployment record and prints its
+# timings.
+report_deployment() {
+    local deployment=$1 expected=$2 status commit
+    status=$(jq -r '.status' <<<"$deployment")
+    commit=$(jq -r '.commit // empty' <<<"$deployment")
+    [ "$status" = succeeded ] || fail "the deployment's record says $status: $(jq -r '.error // ""' <<<"$deployment")"
+    [ "$commit" = "$expected" ] || fail "BrokeForge built commit ${commit:-none}; the branch head is $expected"
+    printf '  ok  %-44s %s\n' "$(jq -r '"\(.trigger) #\(.id): release \(.release)"' <<<"$deployment")" \
+        "commit ${commit:0:12}, $(jq -r '.duration_seconds' <<<"$deployment") s"
+    printf '%s\n' "$deployment" >>"$E2E_RUN_DIR/deployments.json"
+    print_job_steps "$(jq -r '.job_id' <<<"$deployment")"
+}
+
+# Creates the app's repository and its HTTPS server, makes the VM trust the server's
+# CA, and creates the PHP site with the CLI.
+phase_site_create() {
+    git_server_start
+    app_repository_init
+    vm_trust_git_ca
+    # The harness's own check of this setup, before BrokeForge relies on it.
+    expect_in_vm 'the VM trusts the Git server' 'refs/heads/main' \
+        "curl -fsS $(git_repository_url)/info/refs"
+    bf sites create "$E2E_SERVER_ID" --domain "$E2E_SITE_DOMAIN" --type php --php 8.2 \
+        --repository "$(git_repository_url)" --branch main --follow
+    E2E_SITE_ID=$(bf sites list "$E2E_SERVER_ID" --json |
+        jq -er --arg domain "$E2E_SITE_DOMAIN" '.data[] | select(.domain == $domain) | .id') ||
+        fail "brokeforge sites list does not show $E2E_SITE_DOMAIN"
+    site_json >"$E2E_RUN_DIR/site-created.json"
+    echo "site $E2E_SITE_ID: $(jq -r '"\(.domain), \(.site_type), PHP \(.php_version), \(.status)"' "$E2E_RUN_DIR/site-created.json")"
+    expect_in_vm 'nginx server block' "^/etc/nginx/sites-available/$E2E_SITE_DOMAIN\\.conf\$" \
+        "ls -d /etc/nginx/sites-available/$E2E_SITE_DOMAIN.conf"
+    expect_in_vm 'nginx server block is enabled' "sites-available/$E2E_SITE_DOMAIN\\.conf\$" \
+        "readlink -f /etc/nginx/sites-enabled/$E2E_SITE_DOMAIN.conf"
+    expect_in_vm 'PHP-FPM pool' "^/etc/php/8\\.2/fpm/pool\\.d/$E2E_SITE_DOMAIN\\.conf\$" \
+        "ls -d /etc/php/8.2/fpm/pool.d/$E2E_SITE_DOMAIN.conf"
+    expect_in_vm 'site directory' "^/home/brokeforge/$E2E_SITE_DOMAIN\$" "ls -d /home/brokeforge/$E2E_SITE_DOMAIN"
+    expect_in_vm 'nginx -t' 'test is successful' 'nginx -t 2>&1'
+    expect_in_vm 'php-fpm8.2 -t' 'test is successful' 'php-fpm8.2 -t 2>&1'
+}
+
+# Commits release 1 and deploys it; the page shows it.
+phase_site_deploy() {
+    app_commit "$E2E_RELEASE_1"
+    E2E_COMMIT_1=$E2E_APP_HEAD
+    break_server before-deploy
+    deploy_site "$E2E_COMMIT_1"
+    expect_page "$E2E_RELEASE_1"
+    expect_in_vm 'current names a release' "^/home/brokeforge/$E2E_SITE_DOMAIN/releases/[0-9]+\$" \
+        "readlink -f /home/brokeforge/$E2E_SITE_DOMAIN/current"
+}
+
+# The load client: requests the page one after another until $1 exists, each with
+# short time limits, and appends "<ms since epoch> <seconds taken> <HTTP code>
+# <body>" per request to $2 (code 000 when no answer came).
+load_client() {
+    local stop=$1 log=$2 answer
+    while [ ! -e "$stop" ]; do
+        answer=$(curl -s --connect-timeout 2 --max-time 5 -H "Host: $E2E_SITE_DOMAIN" \
+            -w '\n%{time_total} %{http_code}' "http://127.0.0.1:$E2E_VM_HTTP_PORT/" 2>/dev/null) || true
+        printf '%s %s %s\n' "$(now_ms)" "$(tail -n 1 <<<"$answer")" "$(head -n 1 <<<"$answer")" >>"$log"
+        sleep 0.05
+    done
+}
+
+# load_count LOG PATTERN: how many requests in LOG match PATTERN (on the code and
+# body).
+load_count() {
+    awk -v pattern="$2" '{ $1 = ""; $2 = ""; sub(/^ +/, "") } $0 ~ pattern { n++ } END { print n + 0 }' "$1"
+}
+
+# load_wait LOG PATTERN COUNT SECONDS: waits until COUNT requests matched PATTERN.
+load_wait() {
+    local deadline=$((SECONDS + $4))
+    until [ "$(load_count "$1" "$2")" -ge "$3" ]; do
+        if [ "$SECONDS" -ge "$deadline" ]; then
+            tail -n 5 "$1" | sed 's/^/  load| /' >&2
+            fail "the load client did not see $3 answers matching /$2/ within $4 s"
+        fi
+        sleep 0.5
+    done
+}
+
+# Commits release 2 and deploys it while a client requests the page continuously:
+# no request may fail, and once the page shows release 2 it never shows release 1
+# again.
+phase_site_redeploy() {
+    local log="$E2E_RUN_DIR/load.log" stop="$E2E_RUN_DIR/load.stop"
+    app_commit "$E2E_RELEASE_2"
+    E2E_COMMIT_2=$E2E_APP_HEAD
+    rm -f "$log" "$stop"
+    touch "$log"
+    load_client "$stop" "$log" &
+    E2E_LOAD_PID=$!
+    E2E_BACKGROUND_PIDS+=("$E2E_LOAD_PID")
+    load_wait "$log" "^200 release $E2E_RELEASE_1\$" 3 60
+    local started
+    started=$(now_ms)
+    deploy_site "$E2E_COMMIT_2"
+    local finished
+    finished=$(now_ms)
+    load_wait "$log" "^200 release $E2E_RELEASE_2\$" 3 60
+    touch "$stop"
+    wait "$E2E_LOAD_PID" || true
+    E2E_LOAD_PID=''
+    local total during failed old new flipped slowest
+    total=$(wc -l <"$log")
+    during=$(awk -v from="$started" -v to="$finished" '$1 >= from && $1 <= to { n++ } END { print n + 0 }' "$log")
+    failed=$(awk -v one="release $E2E_RELEASE_1" -v two="release $E2E_RELEASE_2" '
+        { code = $3; body = $0; sub(/^[^ ]+ [^ ]+ [^ ]+ ?/, "", body) }
+        !(code == "200" && (body == one || body == two)) { n++ } END { print n + 0 }' "$log")
+    old=$(load_count "$log" "^200 release $E2E_RELEASE_1\$")
+    new=$(load_count "$log" "^200 release $E2E_RELEASE_2\$")
+    # A release 1 answer after the first release 2 answer means the switch was not
+    # atomic (the client sends one request at a time).
+    flipped=$(awk -v one="release $E2E_RELEASE_1" -v two="release $E2E_RELEASE_2" '
+        { body = $0; sub(/^[^ ]+ [^ ]+ [^ ]+ ?/, "", body) }
+        body == two { seen = 1 } seen && body == one { n++ } END { print n + 0 }' "$log")
+    slowest=$(awk '$2 > max { max = $2 } END { printf "%.2f", max }' "$log")
+    echo "load client: $total requests ($during while the deployment ran), $old answered release 1, $new release 2, $failed failed, slowest ${slowest} s"
+    if [ "$failed" -ne 0 ]; then
+        awk -v one="release $E2E_RELEASE_1" -v two="release $E2E_RELEASE_2" '
+            { code = $3; body = $0; sub(/^[^ ]+ [^ ]+ [^ ]+ ?/, "", body) }
+            !(code == "200" && (body == one || body == two))' "$log" | head -n 10 | sed 's/^/  load| /' >&2
+        fail "$failed of $total requests failed during the redeployment"
+    fi
+    [ "$during" -ge 1 ] || fail "no request ran while the deployment ran"
+    [ "$flipped" -eq 0 ] || fail "$flipped requests showed release 1 again after release 2 was served"
+    printf '  ok  %-44s %s\n' 'no failed request during the redeployment' "$total requests"
+    expect_page "$E2E_RELEASE_2"
+}
+
+# Rolls back to the release of commit 1 with the CLI; the page shows release 1.
+phase_site_rollback() {
+    local releases release
+    releases=$(bf sites releases "$E2E_SITE_ID" --json)
+    printf '%s\n' "$releases" >"$E2E_RUN_DIR/releases.json"
+    bf sites releases "$E2E_SITE_ID"
+    release=$(jq -er --arg commit "$E2E_COMMIT_1" '[.data[] | select(.commit == $commit)][0].release' <<<"$releases") ||
+        fail "brokeforge sites releases lists no release of commit $E2E_COMMIT_1"
+    local status=0 deployment
+    bf sites rollback "$E2E_SITE_ID" "$release" --follow || status=$?
+    deployment=$(latest_deployment) || fail "brokeforge sites deployments lists no rollback"
+    if [ "$status" -ne 0 ]; then
+        report_job_failure "$(jq -r '.job_id // empty' <<<"$deployment")"
+        fail "the rollback to release $release failed (BrokeForge's message above)"
+    fi
+    [ "$(jq -r '.trigger' <<<"$deployment")" = rollback ] || fail "the newest deployment is not the rollback"
+    report_deployment "$deployment" "$E2E_COMMIT_1"
+    local current
+    current=$(site_json | jq -r '.current_release // empty')
+    [ "$current" = "$release" ] || fail "the site's live release is ${current:-none}; expected $release"
+    printf '  ok  %-44s %s\n' 'the live release is the rolled back one' "$release"
+    expect_page "$E2E_RELEASE_1"
+}
+
+# Runs a command in the site's current release with the CLI and reads its output
+# back through the API.
+phase_site_command() {
+    bf sites run "$E2E_SITE_ID" --follow -- 'cat release.txt && php -r "echo PHP_VERSION, PHP_EOL;"'
+    local run output exit_code
+    run=$(bf sites commands "$E2E_SITE_ID" --json | jq -e '.data[0]') ||
+        fail "brokeforge sites commands lists no command"
+    printf '%s\n' "$run" >"$E2E_RUN_DIR/site-command.json"
+    output=$(jq -r '.output' <<<"$run")
+    exit_code=$(jq -r '.exit_code' <<<"$run")
+    [ "$exit_code" = 0 ] || fail "the site command exited with $exit_code"
+    [ "$(head -n 1 <<<"$output")" = "$E2E_RELEASE_1" ] ||
+        fail "the site command's output, read through the API, is \"$output\"; expected release $E2E_RELEASE_1 first"
+    grep -Eq '^8\.2\.[0-9]+$' <<<"$(sed -n 2p <<<"$output")" ||
+        fail "the site command's second line is not a PHP 8.2 version: \"$output\""
+    printf '  ok  %-44s %s\n' 'the command output read through the API' "$(tr '\n' ' ' <<<"$output")"
+}
+
+# Deletes the site with the CLI: its server block, pool and directory are gone, and
+# the page no longer answers for its domain.
+phase_site_remove() {
+    bf sites delete "$E2E_SITE_ID" --follow
+    local leftovers
+    leftovers=$(vm_ssh "ls -d /etc/nginx/sites-*/$E2E_SITE_DOMAIN* /etc/php/*/fpm/pool.d/$E2E_SITE_DOMAIN* /home/brokeforge/$E2E_SITE_DOMAIN 2>/dev/null; true")
+    if [ -n "$leftovers" ]; then
+        printf '%s\n' "$leftovers" | sed 's/^/  vm| /' >&2
+        fail "the site's files are still on the server after its removal"
+    fi
+    printf '  ok  %-44s\n' 'server block, pool and site directory are gone'
+    expect_in_vm 'nginx -t' 'test is successful' 'nginx -t 2>&1'
+    expect_in_vm 'php8.2-fpm still runs' '^active$' 'systemctl is-active php8.2-fpm'
+    local answer
+    answer=$(site_page)
+    if [[ $answer == *"release "* ]]; then
+        fail "http://$E2E_SITE_DOMAIN/ still serves the app after the removal: $answer"
+    fi
+    printf '  ok  %-44s %s\n' "http://$E2E_SITE_DOMAIN/ no longer serves the app" "${answer##* }"
+    if bf sites show "$E2E_SITE_ID" >/dev/null 2>&1; then
+        fail "site $E2E_SITE_ID still exists in BrokeForge after the removal"
+    fi
+    printf '  ok  %-44s\n' 'the site is gone from BrokeForge'
+    E2E_SITE_ID=''
 }
 
 # Provisions the server again: every package must report no change.

@@ -20,6 +20,7 @@
 //! wait for each other. A job that runs twice (the queue delivers at least once)
 //! builds the same release directory from the same commit again.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use brokeforge_core::{GitBranch, RemoteUser};
@@ -38,6 +39,7 @@ use serde_json::json;
 use crate::auth::{Principal, Scope};
 use crate::error::{AppError, FieldErrors};
 use crate::operations::{EventTarget, OperationEnvironment, OperationError, PackageOperationPayload};
+use crate::output_recording::{OutputRecording, Recorded, TailWriter};
 use crate::sites::{STATUS_ACTIVE, owned_site_and_server, sentence};
 
 /// The job kind of deployments and rollbacks.
@@ -525,12 +527,13 @@ async fn resolve_commit(
             server_id: payload.server_id,
             site_id: payload.site_id,
         };
-        crate::site_operations::ensure_known_hosts(environment, events, job_id).await?;
+        crate::site_operations::ensure_known_hosts(environment, events, job_id, site).await?;
     }
     let run = brokeforge_db::clock::now_millis();
     let label = format!("Resolving the head of {branch}");
     resolution_event(db, payload, job_id, run, &label, "running", json!({}), None).await?;
-    let probe = crate::site_operations::branch_head_probe(&repository, &branch);
+    let probe = crate::site_operations::branch_head_probe(site, &repository, &branch)
+        .map_err(|error| OperationError::Refused(error.to_string()))?;
     // The failure, with the probe's exit code and error output when it ran.
     let result: Result<CommitSha, (OperationError, Option<(i32, String)>)> = async {
         let target = crate::operations::target(environment, payload.server_id, RemoteUser::BrokeForge)
@@ -567,7 +570,7 @@ async fn resolve_commit(
         }
         Err(failure) => failure,
     };
-    let message = match deploy_key_hint(db, payload.server_id, &error).await {
+    let message = match deploy_key_hint(db, site, &error).await {
         Some(hint) => format!("{error}; {hint}"),
         None => error.to_string(),
     };
@@ -598,14 +601,23 @@ async fn resolve_commit(
     })
 }
 
-/// How to fix a refused Git login: the server's deploy key, to add to the Git host.
-async fn deploy_key_hint(db: &Db, server_id: i64, error: &OperationError) -> Option<String> {
+/// How to fix a refused Git login: the key the site logs in with (its own, or the
+/// server's), to add to the repository's deploy keys.
+async fn deploy_key_hint(db: &Db, site: &SiteRecord, error: &OperationError) -> Option<String> {
     let text = error.to_string();
     if !(text.contains("deploy key") || text.contains("Permission denied")) {
         return None;
     }
-    let server = brokeforge_db::servers::find(db, server_id).await.ok().flatten()?;
-    let key = server.deploy_public_key?;
+    let key = match &site.deploy_key_public {
+        Some(key) => key.clone(),
+        None => {
+            brokeforge_db::servers::find(db, site.server_id)
+                .await
+                .ok()
+                .flatten()?
+                .deploy_public_key?
+        }
+    };
     Some(format!("add this deploy key to the repository: {}", key.trim()))
 }
 
@@ -642,6 +654,40 @@ pub async fn run_deployment(
         )));
     };
     deployment_table::mark_running(db, deployment.id).await?;
+    let writer: TailWriter = {
+        let db = db.clone();
+        let deployment_id = deployment.id;
+        Arc::new(move |text: String| {
+            let db = db.clone();
+            Box::pin(async move {
+                deployment_table::set_output(&db, deployment_id, &text)
+                    .await
+                    .map(|_| ())
+                    .map_err(|error| error.to_string())
+            })
+        })
+    };
+    let recording = OutputRecording::start(environment, job_id, Recorded::StepsAndOutput, writer);
+    let result = build_and_switch(environment, job_id, payload, &deployment, &site, &recording).await;
+    match &result {
+        Ok(()) => recording.note("==> Deployed"),
+        Err(error) => recording.note(&format!("==> The deployment failed: {error}")),
+    }
+    recording.finish().await;
+    result
+}
+
+/// The deployment's own work, once its row is `running`: the commit, the package's
+/// operation, and the outcome on the deployment's and the site's rows.
+async fn build_and_switch(
+    environment: &OperationEnvironment,
+    job_id: i64,
+    payload: &DeploymentPayload,
+    deployment: &DeploymentRecord,
+    site: &SiteRecord,
+    recording: &OutputRecording,
+) -> Result<(), OperationError> {
+    let db = &environment.db;
     let release = deployment
         .release_id
         .parse::<ReleaseId>()
@@ -649,7 +695,7 @@ pub async fn run_deployment(
     let refused = |error: AppError| OperationError::Refused(error.to_string());
     let (operation, commit) = if deployment.trigger_kind == TRIGGER_ROLLBACK {
         (
-            crate::site_operations::rollback(&site, &release).map_err(refused)?,
+            crate::site_operations::rollback(site, &release).map_err(refused)?,
             deployment.commit_sha.clone(),
         )
     } else {
@@ -658,13 +704,14 @@ pub async fn run_deployment(
                 .parse::<CommitSha>()
                 .map_err(|error| OperationError::Refused(format!("the deployment's commit is unreadable: {error}")))?,
             None => {
-                let commit = resolve_commit(environment, payload, job_id, &site).await?;
+                let commit = resolve_commit(environment, payload, job_id, site).await?;
+                recording.note(&format!("==> The head of the branch is {}", commit.as_str()));
                 deployment_table::set_commit(db, deployment.id, commit.as_str(), None, None).await?;
                 commit
             }
         };
         (
-            crate::site_operations::deploy(&site, &release, &commit).map_err(refused)?,
+            crate::site_operations::deploy(site, &release, &commit).map_err(refused)?,
             Some(commit.as_str().to_owned()),
         )
     };
@@ -688,7 +735,7 @@ pub async fn run_deployment(
     .await?;
     if deployment.trigger_kind != TRIGGER_ROLLBACK
         && let Some(commit) = &commit
-        && let Some((author, message)) = crate::site_operations::commit_details(environment, &site, commit).await
+        && let Some((author, message)) = crate::site_operations::commit_details(environment, site, commit).await
     {
         deployment_table::set_commit(db, deployment.id, commit, author.as_deref(), message.as_deref()).await?;
     }

@@ -26,6 +26,7 @@ use brokeforge_packages::php::extension::{PhpExtensionInstall, PhpExtensionRemov
 use brokeforge_packages::php::{PhpCliDefaultInstall, PhpInstall, PhpRemove};
 use brokeforge_packages::server_access::ServerAccessRemove;
 use brokeforge_packages::site::deploy::{SiteDeploy, SiteRollback};
+use brokeforge_packages::site::deploy_key::{SiteDeployKeyInstall, SiteDeployKeyRemove};
 use brokeforge_packages::site::env::EnvFileWrite;
 use brokeforge_packages::site::files::{SiteFileDelete, SiteFileWrite};
 use brokeforge_packages::site::git::GitKnownHostsInstall;
@@ -147,8 +148,15 @@ pub struct OperationOutcome {
 pub struct LiveChunk {
     pub job_id: i64,
     pub step_index: usize,
+    /// `stdout`, `stderr`, or [`LiveChunk::STEP`] for a milestone or a step's
+    /// masked command line.
     pub stream: &'static str,
     pub text: String,
+}
+
+impl LiveChunk {
+    /// The stream of the lines that announce milestones and steps.
+    pub const STEP: &'static str = "step";
 }
 
 /// Live command output of running jobs, for pages that follow a job. Output is
@@ -175,7 +183,10 @@ impl LiveOutput {
         }
     }
 
-    fn finish(&self, job_id: i64) {
+    /// Closes job `job_id`'s channel: its followers see the end once they have read
+    /// what was sent. A job that runs several operations (a deployment) closes it
+    /// after the last one.
+    pub fn finish(&self, job_id: i64) {
         self.channels.lock().expect("live output lock").remove(&job_id);
     }
 }
@@ -296,9 +307,6 @@ async fn execute_removing<O: Operation>(
     let server_id = events.server_id();
     let writer = EventWriter::new::<O>(environment, events, job_id);
     let result = run_operation::<O>(environment, &writer, server_id, input).await;
-    if let Some(job_id) = job_id {
-        environment.live_output.finish(job_id);
-    }
     match result {
         Ok(outcome) => {
             if O::ACTION == Action::Remove && <O::Package as Package>::SCOPE == brokeforge_packages::Scope::Server {
@@ -524,8 +532,27 @@ impl EventWriter {
     }
 }
 
+impl EventWriter {
+    fn announce(&self, step_index: usize, text: String) {
+        if let Some(job_id) = self.job_id {
+            self.live_output.publish(LiveChunk {
+                job_id,
+                step_index,
+                stream: LiveChunk::STEP,
+                text,
+            });
+        }
+    }
+}
+
 impl PlanObserver for EventWriter {
-    async fn on_milestone(&self, _step_index: usize, milestone: MilestoneReached) -> Result<(), ObserverError> {
+    async fn on_step_started(&self, step_index: usize, step: &Step) {
+        // The step prints with its secrets masked.
+        self.announce(step_index, format!("{step}\n"));
+    }
+
+    async fn on_milestone(&self, step_index: usize, milestone: MilestoneReached) -> Result<(), ObserverError> {
+        self.announce(step_index, format!("==> {}\n", milestone.label));
         *self.current.lock().expect("event writer lock") = (milestone.index as i32, milestone.label.to_owned());
         self.write(
             milestone.label,
@@ -616,6 +643,8 @@ pub enum PackageOperation {
     GitKnownHostsInstall(<GitKnownHostsInstall as Operation>::Input),
     SiteDeploy(<SiteDeploy as Operation>::Input),
     SiteRollback(<SiteRollback as Operation>::Input),
+    SiteDeployKeyInstall(<SiteDeployKeyInstall as Operation>::Input),
+    SiteDeployKeyRemove(<SiteDeployKeyRemove as Operation>::Input),
     /// Its contents are secret and never serialize: build it in memory and run it
     /// with `execute_payload`, never through `enqueue`.
     EnvFileWrite(<EnvFileWrite as Operation>::Input),
@@ -690,6 +719,12 @@ pub async fn execute_payload(
         }
         PackageOperation::SiteDeploy(input) => execute::<SiteDeploy>(environment, events, job_id, input).await,
         PackageOperation::SiteRollback(input) => execute::<SiteRollback>(environment, events, job_id, input).await,
+        PackageOperation::SiteDeployKeyInstall(input) => {
+            execute::<SiteDeployKeyInstall>(environment, events, job_id, input).await
+        }
+        PackageOperation::SiteDeployKeyRemove(input) => {
+            execute::<SiteDeployKeyRemove>(environment, events, job_id, input).await
+        }
         PackageOperation::EnvFileWrite(input) => execute::<EnvFileWrite>(environment, events, job_id, input).await,
         PackageOperation::SiteFileWrite(input) => execute::<SiteFileWrite>(environment, events, job_id, input).await,
         PackageOperation::SiteFileDelete(input) => execute::<SiteFileDelete>(environment, events, job_id, input).await,

@@ -13,10 +13,9 @@
 //! only the owner of the site's server may run one, and it reaches the server as one
 //! quoted argument, never through a shell of BrokeForge's own.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-use brokeforge_db::Db;
 use brokeforge_db::site_commands::{self as run_table, CommandRunRecord};
 use brokeforge_db::sites::{self as site_table};
 use brokeforge_packages::site_command::{CommandTimeout, SiteCommandInput, SiteCommandText};
@@ -26,16 +25,11 @@ use serde::{Deserialize, Serialize};
 use crate::auth::{Principal, Scope};
 use crate::error::{AppError, FieldErrors};
 use crate::operations::{EventTarget, OperationEnvironment, OperationError, PackageOperation, PackageOperationPayload};
+use crate::output_recording::{OutputRecording, Recorded, TailWriter};
 use crate::sites::{owned_site_and_server, sentence};
 
 /// The job kind of site commands.
 pub const COMMAND_KIND: &str = "site.command";
-
-/// How much output a run keeps: the last 64 KiB.
-pub const OUTPUT_TAIL_BYTES: usize = 64 * 1024;
-
-/// How often a running command's output tail is written.
-const OUTPUT_FLUSH_INTERVAL: Duration = Duration::from_millis(500);
 
 /// The payload of a `site.command` job.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -241,50 +235,6 @@ pub async fn get(
     Ok(run)
 }
 
-/// The output of a running command, as it arrives: the last [`OUTPUT_TAIL_BYTES`].
-#[derive(Default)]
-struct OutputTail {
-    text: String,
-    changed: bool,
-}
-
-impl OutputTail {
-    fn push(&mut self, chunk: &str) {
-        self.text.push_str(chunk);
-        if self.text.len() > OUTPUT_TAIL_BYTES {
-            self.text = crate::deployments::tail(&self.text, OUTPUT_TAIL_BYTES);
-        }
-        self.changed = true;
-    }
-}
-
-/// Writes the tail to the run's row whenever it changed, until `done` is set.
-async fn flush_output(db: Db, run_id: i64, tail: Arc<Mutex<OutputTail>>, mut done: tokio::sync::watch::Receiver<bool>) {
-    loop {
-        let stop = tokio::select! {
-            _ = tokio::time::sleep(OUTPUT_FLUSH_INTERVAL) => false,
-            _ = done.changed() => true,
-        };
-        let text = {
-            let mut tail = tail.lock().expect("output tail lock");
-            if !tail.changed {
-                None
-            } else {
-                tail.changed = false;
-                Some(tail.text.clone())
-            }
-        };
-        if let Some(text) = text
-            && let Err(error) = run_table::set_output(&db, run_id, &text).await
-        {
-            tracing::warn!(%error, run_id, "writing a command's output failed");
-        }
-        if stop || *done.borrow() {
-            return;
-        }
-    }
-}
-
 /// Carries out one command run and records its outcome on the run's row.
 pub async fn run_command(
     environment: &OperationEnvironment,
@@ -318,25 +268,20 @@ pub async fn run_command(
             .unwrap_or_default(),
     };
     run_table::mark_running(db, record.id).await?;
-    let tail = Arc::new(Mutex::new(OutputTail::default()));
-    let mut receiver = environment.live_output.subscribe(job_id);
-    let (done_sender, done) = tokio::sync::watch::channel(false);
-    let collector = {
-        let tail = Arc::clone(&tail);
-        tokio::spawn(async move {
-            loop {
-                match receiver.recv().await {
-                    Ok(chunk) => tail.lock().expect("output tail lock").push(&chunk.text),
-                    Err(tokio::sync::broadcast::error::RecvError::Lagged(skipped)) => tail
-                        .lock()
-                        .expect("output tail lock")
-                        .push(&format!("\n[{skipped} chunks of output were skipped]\n")),
-                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
-                }
-            }
+    let writer: TailWriter = {
+        let db = db.clone();
+        let run_id = record.id;
+        Arc::new(move |text: String| {
+            let db = db.clone();
+            Box::pin(async move {
+                run_table::set_output(&db, run_id, &text)
+                    .await
+                    .map(|_| ())
+                    .map_err(|error| error.to_string())
+            })
         })
     };
-    let flusher = tokio::spawn(flush_output(db.clone(), record.id, Arc::clone(&tail), done));
+    let recording = OutputRecording::start(environment, job_id, Recorded::OutputOnly, writer);
     let operation_payload = PackageOperationPayload {
         events: EventTarget::Site {
             server_id: payload.server_id,
@@ -346,11 +291,7 @@ pub async fn run_command(
         follow_up: None,
     };
     let result = crate::operations::execute_payload(environment, Some(job_id), &operation_payload).await;
-    // The executor closed the job's output channel when the plan ended.
-    let _ = tokio::time::timeout(Duration::from_secs(2), collector).await;
-    let _ = done_sender.send(true);
-    let _ = flusher.await;
-    let output = tail.lock().expect("output tail lock").text.clone();
+    let output = recording.finish().await;
     match &result {
         Ok(_) => {
             run_table::finish(db, record.id, "succeeded", Some(0), &output, None).await?;

@@ -11,7 +11,9 @@ use brokeforge_core::{Domain, GitBranch, PhpVersion, RemoteUser};
 use brokeforge_db::sites::SiteRecord;
 use brokeforge_packages::facts::{FactProbe, ProbeOutput};
 use brokeforge_packages::site::deploy::{SiteDeployInput, SiteRollbackInput};
-use brokeforge_packages::site::git::{self, GitKnownHostsInput, GitKnownHostsInstall, resolve_branch_probe};
+use brokeforge_packages::site::git::{
+    self, GitKey, GitKnownHostsInput, GitKnownHostsInstall, KnownHostEntry, resolve_branch_probe,
+};
 use brokeforge_packages::site::install::{SiteInstallInput, SiteRemoveInput};
 use brokeforge_packages::site::{CommitSha, DeployScript, GitRepositoryUrl, KeepReleases, ReleaseId, SiteLayout};
 use brokeforge_ssh::CommandOutput;
@@ -78,6 +80,24 @@ pub fn git(site: &SiteRecord) -> Result<Option<(GitRepositoryUrl, GitBranch)>, A
     }
 }
 
+/// The key the site's Git fetches log in with: its own once it has one.
+pub fn git_key(site: &SiteRecord) -> Result<GitKey, AppError> {
+    Ok(match site.deploy_key_public {
+        Some(_) => GitKey::Site { domain: domain(site)? },
+        None => GitKey::Server,
+    })
+}
+
+/// The host keys the site pins for its own Git server.
+pub fn extra_known_hosts(site: &SiteRecord) -> Result<Vec<KnownHostEntry>, AppError> {
+    site.git_host_keys
+        .lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty())
+        .map(|line| parsed(site, "Git host key", line))
+        .collect()
+}
+
 /// The site's deploy script.
 pub fn deploy_script(site: &SiteRecord) -> Result<DeployScript, AppError> {
     parsed(site, "deploy script", &site.deploy_script)
@@ -110,6 +130,8 @@ pub fn deploy(site: &SiteRecord, release: &ReleaseId, commit: &CommitSha) -> Res
     .map_err(|error| AppError::internal(format!("site {} cannot be deployed: {error}", site.id)))?;
     input.deploy_script = deploy_script(site)?;
     input.keep_releases = keep_releases(site);
+    input.git_key = git_key(site)?;
+    input.extra_known_hosts = extra_known_hosts(site)?;
     Ok(PackageOperation::SiteDeploy(input))
 }
 
@@ -130,9 +152,19 @@ fn php_version(site: &SiteRecord) -> Result<Option<PhpVersion>, AppError> {
         .transpose()
 }
 
-/// The read-only probe that resolves `branch` of `repository` to its head commit.
-pub fn branch_head_probe(repository: &GitRepositoryUrl, branch: &GitBranch) -> FactProbe {
-    resolve_branch_probe(repository, branch)
+/// The read-only probe that resolves `branch` of `repository` to its head commit,
+/// as the site's Git commands reach it (its key and its pinned hosts).
+pub fn branch_head_probe(
+    site: &SiteRecord,
+    repository: &GitRepositoryUrl,
+    branch: &GitBranch,
+) -> Result<FactProbe, AppError> {
+    Ok(resolve_branch_probe(
+        repository,
+        branch,
+        &git_key(site)?,
+        &domain(site)?,
+    ))
 }
 
 /// Reads the probe's output: the head commit, or what went wrong and how to fix it.
@@ -149,21 +181,23 @@ pub fn parse_branch_head(
     git::parse_branch_head(&probe_output, branch).map_err(|error| format!("{repository}: {error}"))
 }
 
-/// Makes sure brokeforge's `known_hosts` holds the pinned keys of the big Git hosts,
-/// so the branch probe can reach them (a deployment's own fetch does the same).
+/// Makes sure brokeforge's `known_hosts` holds the pinned keys of the big Git hosts
+/// and the site's own file the host keys it pins, so the branch probe can reach them
+/// (a deployment's own fetch does the same).
 pub async fn ensure_known_hosts(
     environment: &OperationEnvironment,
     events: EventTarget,
     job_id: i64,
+    site: &SiteRecord,
 ) -> Result<(), OperationError> {
-    crate::operations::execute::<GitKnownHostsInstall>(
-        environment,
-        events,
-        Some(job_id),
-        &GitKnownHostsInput::default(),
-    )
-    .await
-    .map(|_| ())
+    let refused = |error: AppError| OperationError::Refused(error.to_string());
+    let input = GitKnownHostsInput {
+        extra_hosts: extra_known_hosts(site).map_err(refused)?,
+        site: Some(domain(site).map_err(refused)?),
+    };
+    crate::operations::execute::<GitKnownHostsInstall>(environment, events, Some(job_id), &input)
+        .await
+        .map(|_| ())
 }
 
 /// The author and the subject of `commit`, read from the site's mirror on the server
@@ -175,7 +209,7 @@ pub async fn commit_details(
 ) -> Option<(Option<String>, Option<String>)> {
     let layout = layout(site).ok()?;
     let commit = commit.parse::<CommitSha>().ok()?;
-    let cmd = git::git_cmd()
+    let cmd = git::git_cmd(&GitKey::Server, None)
         .lit("--git-dir")
         .arg(layout.repository_cache())
         .lit("log")

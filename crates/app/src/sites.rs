@@ -20,6 +20,7 @@ use brokeforge_db::{Db, Sealer};
 use brokeforge_packages::Package;
 use brokeforge_packages::nginx::Nginx;
 use brokeforge_packages::php::{Php, PhpCliDefault};
+use brokeforge_packages::site::git::KnownHostEntry;
 use brokeforge_packages::site::install::{SiteInputError, SiteInstallInput};
 use brokeforge_packages::site::{DeployScript, GitRepositoryUrl, KeepReleases, SiteType, WebDirectory};
 use brokeforge_queue::{JobId, JobState, Queue};
@@ -80,6 +81,9 @@ pub struct SiteInput {
     pub git_repository: Option<String>,
     /// The branch deployments build (`main` when a repository is given without one).
     pub git_branch: Option<String>,
+    /// Host keys of a self-hosted Git server (`known_hosts` lines): a JSON list, or
+    /// one text with a line each.
+    pub git_host_keys: Option<serde_json::Value>,
 }
 
 /// A validated new site: what installing it needs, and its Git settings.
@@ -87,6 +91,7 @@ pub struct SiteInput {
 pub struct ValidSite {
     pub install: SiteInstallInput,
     pub git: Option<(GitRepositoryUrl, GitBranch)>,
+    pub git_host_keys: Vec<KnownHostEntry>,
 }
 
 impl ValidSite {
@@ -220,6 +225,9 @@ impl SiteInput {
                 None
             }
         };
+        let git_host_keys = validate_host_keys(&self.git_host_keys)
+            .map_err(|message| errors.add("git_host_keys", message))
+            .ok();
         let install = match (domain, site_type, php_version, aliases) {
             (Some(domain), Some(site_type), Some(php_version), Some(aliases)) => {
                 let built = SiteInstallInput::new(domain, site_type, php_version)
@@ -235,7 +243,9 @@ impl SiteInput {
             }
             _ => None,
         };
-        let (Some(install), Some(web_directory), Some(git)) = (install, web_directory, git) else {
+        let (Some(install), Some(web_directory), Some(git), Some(git_host_keys)) =
+            (install, web_directory, git, git_host_keys)
+        else {
             return Err(errors);
         };
         if !errors.is_empty() {
@@ -245,8 +255,55 @@ impl SiteInput {
             Some(web_directory) => install.with_web_directory(web_directory),
             None => install,
         };
-        Ok(ValidSite { install, git })
+        Ok(ValidSite {
+            install,
+            git,
+            git_host_keys,
+        })
     }
+}
+
+/// How many host key lines a site may pin for its own Git server.
+pub const MAX_GIT_HOST_KEYS: usize = 20;
+
+/// Validates host keys for a self-hosted Git server: a JSON list of `known_hosts`
+/// lines, or one text with a line each (blank lines and `#` comments are skipped).
+pub fn validate_host_keys(value: &Option<serde_json::Value>) -> Result<Vec<KnownHostEntry>, String> {
+    let lines: Vec<String> = match value {
+        None | Some(serde_json::Value::Null) => Vec::new(),
+        Some(serde_json::Value::String(text)) => text.lines().map(str::to_owned).collect(),
+        Some(serde_json::Value::Array(items)) => items
+            .iter()
+            .map(|item| {
+                item.as_str()
+                    .map(str::to_owned)
+                    .ok_or_else(|| "Give the host keys as text lines.".to_owned())
+            })
+            .collect::<Result<_, _>>()?,
+        Some(_) => return Err("Give the host keys as text lines.".to_owned()),
+    };
+    let mut entries: Vec<KnownHostEntry> = Vec::new();
+    for (number, line) in lines.iter().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let entry = line
+            .parse::<KnownHostEntry>()
+            .map_err(|error| format!("Line {}: {}", number + 1, sentence(&error.to_string())))?;
+        if !entries.contains(&entry) {
+            entries.push(entry);
+        }
+    }
+    if entries.len() > MAX_GIT_HOST_KEYS {
+        return Err(format!("Pin at most {MAX_GIT_HOST_KEYS} host keys."));
+    }
+    Ok(entries)
+}
+
+/// Host keys as stored: one `known_hosts` line each.
+pub fn host_keys_text(entries: &[KnownHostEntry]) -> String {
+    entries.iter().map(|entry| format!("{entry}\n")).collect()
 }
 
 /// Validates a repository and a branch: both empty means no repository; a
@@ -431,6 +488,7 @@ pub async fn create(
         Some((repository, branch)) => (Some(repository.as_str()), Some(branch.as_str())),
         None => (None, None),
     };
+    let git_host_keys = host_keys_text(&valid.git_host_keys);
     let record = site_table::insert(
         db,
         &NewSite {
@@ -444,6 +502,7 @@ pub async fn create(
             web_directory: install.web_directory().as_str(),
             git_repository: repository,
             git_branch: branch,
+            git_host_keys: &git_host_keys,
             deploy_script: install.site_type().default_deploy_script().as_str(),
             keep_releases: KeepReleases::default().get() as i32,
             status: STATUS_INSTALLING,
@@ -554,6 +613,8 @@ pub struct DeploySettingsInput {
     pub git_branch: Option<String>,
     pub deploy_script: Option<String>,
     pub keep_releases: Option<serde_json::Value>,
+    /// Host keys of a self-hosted Git server, as for a new site.
+    pub git_host_keys: Option<serde_json::Value>,
 }
 
 /// Changes the deploy settings of one of the caller's sites: its repository and
@@ -605,8 +666,15 @@ pub async fn update_deploy_settings(
             )
         })
         .ok();
+    let host_keys = match &input.git_host_keys {
+        None => Some(site.git_host_keys.clone()),
+        given => validate_host_keys(given)
+            .map(|entries| host_keys_text(&entries))
+            .map_err(|message| errors.add("git_host_keys", message))
+            .ok(),
+    };
     errors.into_result()?;
-    let (Some(script), Some(keep)) = (script, keep) else {
+    let (Some(script), Some(keep), Some(host_keys)) = (script, keep, host_keys) else {
         return Err(AppError::internal("validated deploy settings are missing"));
     };
     let (repository, branch) = match &git {
@@ -619,6 +687,7 @@ pub async fn update_deploy_settings(
         &DeploySettings {
             git_repository: repository,
             git_branch: branch,
+            git_host_keys: &host_keys,
             deploy_script: script.as_str(),
             keep_releases: keep.get() as i32,
         },

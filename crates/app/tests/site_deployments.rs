@@ -5,7 +5,10 @@
 //! a rollback switches `current` back, old releases are pruned to the site's number,
 //! a failing deploy script leaves `current` untouched and its job's events keep the
 //! exit code and stderr, and site commands run in the live release with their output
-//! and exit code kept.
+//! and exit code kept. A second test deploys over SSH from a second test server
+//! standing in for a self-hosted Git server: the site's own deploy key is generated
+//! on the server, refused until it is added to the Git server (the failure shows the
+//! key to add), and the Git server's host key is pinned for that site only.
 //!
 //! The test account of the test kit stands in for brokeforge (both roles log in as
 //! it) and owns `/home/brokeforge/<domain>`, which the site installation would make;
@@ -21,6 +24,7 @@ use brokeforge_app::deployments;
 use brokeforge_app::follow_up::{self, Finished, FollowUp};
 use brokeforge_app::operations::{LiveOutput, OperationEnvironment, OperationOutcome};
 use brokeforge_app::site_commands::{self, CommandInput};
+use brokeforge_app::site_deploy_keys;
 use brokeforge_app::sites::{self, DeploySettingsInput, SiteInput};
 use brokeforge_db::server_access::{self, credential_aad};
 use brokeforge_db::servers::{self, ServerFields};
@@ -381,6 +385,21 @@ async fn a_static_site_deploys_redeploys_rolls_back_prunes_and_survives_a_failin
     assert_eq!(first.author.as_deref(), Some("Ada Lovelace"));
     assert_eq!(first.message.as_deref(), Some("First version"));
     assert!(first.started_at.is_some() && first.finished_at.is_some());
+    // The deployment's log: its steps, the commands they ran and their output.
+    assert!(
+        first
+            .output
+            .contains(&format!("==> The head of the branch is {first_commit}")),
+        "{}",
+        first.output
+    );
+    assert!(
+        first.output.contains("==> Running the deploy script"),
+        "{}",
+        first.output
+    );
+    assert!(first.output.contains("\ndeploy output\n"), "{}", first.output);
+    assert!(first.output.ends_with("==> Deployed\n"), "{}", first.output);
     assert_eq!(live_release(&root), first.release_id);
     let current = root.join("current");
     assert_eq!(
@@ -530,6 +549,181 @@ async fn a_static_site_deploys_redeploys_rolls_back_prunes_and_survives_a_failin
     assert_eq!(run.status, "failed");
     assert_eq!(run.exit_code, Some(5));
     assert!(run.output_tail.contains("no such table"), "{:?}", run.output_tail);
+
+    let _ = fixture.stop.send(true);
+    if let Some(workers) = fixture.workers.take() {
+        let _ = workers.await;
+    }
+}
+
+/// Deletes the site's own key pair and known hosts file when the test ends.
+struct RemoveSiteGitFiles(String);
+
+impl Drop for RemoveSiteGitFiles {
+    fn drop(&mut self) {
+        for suffix in ["", ".pub", ".known_hosts"] {
+            let _ = std::fs::remove_file(format!("{APP_HOME}/.ssh/sites/{}{suffix}", self.0));
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_site_deploys_over_ssh_with_its_own_key_from_a_pinned_self_hosted_git_server() {
+    let mut fixture = fixture().await;
+    let account = fixture.sshd.account();
+    let (uid, gid) = (account.uid, account.gid);
+    let repository = Repository::new(uid, gid);
+    let commit = repository.commit("<h1>over ssh</h1>\n", "Served over SSH");
+    // The self-hosted Git server: another OpenSSH server on loopback.
+    let git_server = tokio::task::spawn_blocking(SshServer::start).await.unwrap();
+    let url = format!(
+        "ssh://{}@127.0.0.1:{}{}",
+        git_server.user(),
+        git_server.port(),
+        repository.bare.display()
+    );
+    let host_key_line = format!(
+        "[127.0.0.1]:{} {}",
+        git_server.port(),
+        git_server
+            .host_public_key()
+            .split_whitespace()
+            .take(2)
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
+    let domain = format!(
+        "g{}-{}.example.test",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .subsec_nanos()
+    );
+    let root = site_directory(&domain, uid, gid);
+    let _cleanup = RemoveOnDrop(root.clone());
+    let _git_files = RemoveSiteGitFiles(domain.clone());
+
+    let created = sites::create(
+        fixture.queue(),
+        &fixture.owner,
+        fixture.server_id,
+        &SiteInput {
+            domain: Some(domain.clone()),
+            site_type: Some("static".to_owned()),
+            git_repository: Some(url.clone()),
+            git_branch: Some("main".to_owned()),
+            git_host_keys: Some(json!([host_key_line])),
+            ..SiteInput::default()
+        },
+    )
+    .await
+    .unwrap();
+    let site_id = created.site.id;
+    fixture.queue().cancel(created.job_id).await.unwrap();
+    follow_up::run(
+        &fixture.environment,
+        fixture.server_id,
+        created.job_id.0,
+        &FollowUp::Site {
+            site_id,
+            removing: false,
+        },
+        Finished::Succeeded(&OperationOutcome {
+            changed: true,
+            steps_run: 1,
+        }),
+    )
+    .await
+    .unwrap();
+    fixture.start_workers();
+
+    // The site's own key is made on the server; the control plane keeps the public half.
+    let site = site_deploy_keys::generate(&fixture.environment, &fixture.owner, site_id)
+        .await
+        .unwrap();
+    let public_key = site.deploy_key_public.clone().expect("the site's public key");
+    assert!(public_key.starts_with("ssh-ed25519 "), "{public_key}");
+    assert!(
+        public_key.trim_end().ends_with(&format!("brokeforge-site-{domain}")),
+        "{public_key}"
+    );
+    let private_path = format!("{APP_HOME}/.ssh/sites/{domain}");
+    let metadata = std::fs::metadata(&private_path).unwrap();
+    assert_eq!(
+        std::os::unix::fs::PermissionsExt::mode(&metadata.permissions()) & 0o777,
+        0o600
+    );
+    assert_eq!(std::os::unix::fs::MetadataExt::uid(&metadata), uid);
+    assert_eq!(
+        std::fs::read_to_string(format!("{private_path}.pub")).unwrap().trim(),
+        public_key.trim()
+    );
+    // Asking again keeps the same key: the one the user added stays valid.
+    let again = site_deploy_keys::generate(&fixture.environment, &fixture.owner, site_id)
+        .await
+        .unwrap();
+    assert_eq!(again.deploy_key_public, site.deploy_key_public);
+
+    // The Git server does not know the key yet: the failure says which key to add.
+    let (refused, state) = fixture.deploy(site_id).await;
+    assert_eq!(state, JobState::Failed, "{refused:?}");
+    let error = refused.error.clone().unwrap_or_default();
+    assert!(error.contains("refused the deploy key"), "{error}");
+    assert!(error.contains(public_key.trim()), "{error}");
+    assert!(!root.join("current").exists());
+    // The host key was pinned for this site only, in its own file.
+    let pinned = std::fs::read_to_string(format!("{private_path}.known_hosts")).unwrap();
+    assert_eq!(pinned, format!("{host_key_line}\n"));
+    let shared = std::fs::read_to_string(format!("{APP_HOME}/.ssh/known_hosts")).unwrap_or_default();
+    assert!(
+        !shared.contains(&format!("[127.0.0.1]:{}", git_server.port())),
+        "{shared}"
+    );
+
+    // Once the key is added, the deployment fetches over SSH with it.
+    git_server.authorize_key(&public_key);
+    let (deployed, state) = fixture.deploy(site_id).await;
+    assert_eq!(state, JobState::Succeeded, "{deployed:?}");
+    assert_eq!(deployed.commit_sha.as_deref(), Some(commit.as_str()));
+    assert_eq!(
+        std::fs::read_to_string(root.join("current/index.html")).unwrap(),
+        "<h1>over ssh</h1>\n"
+    );
+    assert!(deployed.output.contains("git clone --mirror"), "{}", deployed.output);
+
+    // A changed host key is refused (not learned), and the message says so.
+    sites::update_deploy_settings(
+        &fixture.environment.db,
+        &fixture.owner,
+        site_id,
+        &DeploySettingsInput {
+            git_host_keys: Some(json!([format!(
+                "[127.0.0.1]:{} ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl",
+                git_server.port()
+            )])),
+            ..DeploySettingsInput::default()
+        },
+    )
+    .await
+    .unwrap();
+    repository.commit("<h1>next</h1>\n", "Next");
+    let (mismatch, state) = fixture.deploy(site_id).await;
+    assert_eq!(state, JobState::Failed, "{mismatch:?}");
+    let error = mismatch.error.clone().unwrap_or_default();
+    assert!(error.contains("does not match the pinned one"), "{error}");
+    assert_eq!(
+        std::fs::read_to_string(root.join("current/index.html")).unwrap(),
+        "<h1>over ssh</h1>\n"
+    );
+
+    // Going back to the server's key deletes the site's pair from the server.
+    let site = site_deploy_keys::remove(&fixture.environment, &fixture.owner, site_id)
+        .await
+        .unwrap();
+    assert_eq!(site.deploy_key_public, None);
+    assert!(!Path::new(&private_path).exists());
+    assert!(!Path::new(&format!("{private_path}.pub")).exists());
 
     let _ = fixture.stop.send(true);
     if let Some(workers) = fixture.workers.take() {

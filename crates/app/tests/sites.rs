@@ -641,6 +641,10 @@ async fn deploy_settings_are_validated_and_owned() {
             git_branch: Some("a..b".to_owned()),
             deploy_script: Some("echo\0".to_owned()),
             keep_releases: Some(json!(0)),
+            git_host_keys: Some(json!([
+                "git.example.com ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIA",
+                "@revoked x y z"
+            ])),
         };
         let errors = fields(
             sites::update_deploy_settings(fixture.db(), &fixture.owner, site_id, &bad)
@@ -650,14 +654,28 @@ async fn deploy_settings_are_validated_and_owned() {
         let names: Vec<&str> = errors.fields().collect();
         assert_eq!(
             names,
-            ["deploy_script", "git_branch", "git_repository", "keep_releases"],
+            [
+                "deploy_script",
+                "git_branch",
+                "git_host_keys",
+                "git_repository",
+                "keep_releases"
+            ],
             "{backend}"
+        );
+        assert!(
+            errors.iter().any(|(field, messages)| field == "git_host_keys"
+                && messages.iter().any(|message| message.starts_with("Line 2:"))),
+            "{backend}: {errors:?}"
         );
         let good = DeploySettingsInput {
             git_repository: Some("https://github.com/acme/site.git".to_owned()),
             git_branch: Some("release/2.x".to_owned()),
             deploy_script: Some("npm ci\r\nnpm run build\r\n".to_owned()),
             keep_releases: Some(json!("3")),
+            git_host_keys: Some(json!(
+                "# our Git server\n[git.example.com]:2222 ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsab\n"
+            )),
         };
         let saved = sites::update_deploy_settings(fixture.db(), &fixture.owner, site_id, &good)
             .await
@@ -665,6 +683,10 @@ async fn deploy_settings_are_validated_and_owned() {
         assert_eq!(saved.git_branch.as_deref(), Some("release/2.x"));
         assert_eq!(saved.deploy_script, "npm ci\nnpm run build\n");
         assert_eq!(saved.keep_releases, 3);
+        assert_eq!(
+            saved.git_host_keys,
+            "[git.example.com]:2222 ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsab\n"
+        );
         not_found(
             sites::update_deploy_settings(fixture.db(), &fixture.other, site_id, &good)
                 .await

@@ -47,6 +47,8 @@ pub struct DeploymentRecord {
     pub started_at: Option<DateTime<Utc>>,
     pub finished_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
+    /// The end of the deployment's output, written while it runs.
+    pub output: String,
 }
 
 /// The values of a new deployment; validation happens before this point.
@@ -68,7 +70,7 @@ pub struct NewDeployment<'a> {
 macro_rules! deployment_columns {
     () => {
         "id, site_id, server_id, job_id, trigger_kind, actor, provider, delivery_id, commit_sha, branch, author, \
-         message, release_id, status, error, started_at, finished_at, created_at"
+         message, release_id, status, error, started_at, finished_at, created_at, output"
     };
 }
 
@@ -205,15 +207,28 @@ pub async fn set_job(db: &Db, id: i64, job_id: i64) -> Result<bool, DbError> {
 }
 
 /// Marks the deployment `running` (again, for a retried job), clearing a previous
-/// error and end time.
+/// error, end time and output.
 pub async fn mark_running(db: &Db, id: i64) -> Result<bool, DbError> {
     let sql = concat!(
-        "UPDATE site_deployments SET status = 'running', error = NULL, finished_at = NULL, ",
+        "UPDATE site_deployments SET status = 'running', error = NULL, finished_at = NULL, output = '', ",
         "started_at = $2 WHERE id = $1"
     );
     let now = crate::clock::now();
     let changed = crate::with_pool!(db, |pool| {
         sqlx::query(sql).bind(id).bind(now).execute(pool).await?.rows_affected()
+    });
+    Ok(changed == 1)
+}
+
+/// Replaces the recorded end of a running deployment's output.
+pub async fn set_output(db: &Db, id: i64, output: &str) -> Result<bool, DbError> {
+    let changed = crate::with_pool!(db, |pool| {
+        sqlx::query("UPDATE site_deployments SET output = $2 WHERE id = $1")
+            .bind(id)
+            .bind(output)
+            .execute(pool)
+            .await?
+            .rows_affected()
     });
     Ok(changed == 1)
 }

@@ -41,6 +41,10 @@ pub struct SiteRecord {
     pub error_log: Option<String>,
     /// The job that installs or removes the site.
     pub job_id: Option<i64>,
+    /// The public half of the site's own deploy key; `None` while it uses the server's.
+    pub deploy_key_public: Option<String>,
+    /// Extra `known_hosts` lines for the site's own Git server, one per line.
+    pub git_host_keys: String,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -58,6 +62,8 @@ pub struct NewSite<'a> {
     pub web_directory: &'a str,
     pub git_repository: Option<&'a str>,
     pub git_branch: Option<&'a str>,
+    /// Extra `known_hosts` lines, one per line.
+    pub git_host_keys: &'a str,
     pub deploy_script: &'a str,
     pub keep_releases: i32,
     pub status: &'a str,
@@ -68,7 +74,7 @@ macro_rules! site_columns {
         "server_sites.id, server_sites.server_id, domain, site_type, document_root, php_version, status, is_default, \
          aliases, www, web_directory, git_repository, git_branch, deploy_script, keep_releases, current_release, \
          (webhook_secret_sealed IS NOT NULL) AS webhook_enabled, last_deployed_commit, last_deployed_at, error_log, \
-         job_id, server_sites.created_at, server_sites.updated_at"
+         job_id, deploy_key_public, git_host_keys, server_sites.created_at, server_sites.updated_at"
     };
 }
 
@@ -81,8 +87,8 @@ pub fn webhook_secret_aad(site_id: i64) -> String {
 pub async fn insert(db: &Db, site: &NewSite<'_>) -> Result<SiteRecord, DbError> {
     let sql = concat!(
         "INSERT INTO server_sites (server_id, domain, site_type, document_root, php_version, aliases, www, ",
-        "web_directory, git_repository, git_branch, deploy_script, keep_releases, status, created_at, updated_at) ",
-        "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $14) RETURNING ",
+        "web_directory, git_repository, git_branch, deploy_script, keep_releases, status, git_host_keys, created_at, ",
+        "updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $15) RETURNING ",
         site_columns!()
     );
     let now = crate::clock::now();
@@ -101,6 +107,7 @@ pub async fn insert(db: &Db, site: &NewSite<'_>) -> Result<SiteRecord, DbError> 
             .bind(site.deploy_script)
             .bind(site.keep_releases)
             .bind(site.status)
+            .bind(site.git_host_keys)
             .bind(now)
             .fetch_one(pool)
             .await
@@ -171,6 +178,8 @@ pub async fn domain_taken(db: &Db, server_id: i64, domain: &str) -> Result<bool,
 pub struct DeploySettings<'a> {
     pub git_repository: Option<&'a str>,
     pub git_branch: Option<&'a str>,
+    /// Extra `known_hosts` lines, one per line.
+    pub git_host_keys: &'a str,
     pub deploy_script: &'a str,
     pub keep_releases: i32,
 }
@@ -179,7 +188,7 @@ pub struct DeploySettings<'a> {
 pub async fn update_deploy_settings(db: &Db, site_id: i64, settings: &DeploySettings<'_>) -> Result<bool, DbError> {
     let sql = concat!(
         "UPDATE server_sites SET git_repository = $2, git_branch = $3, deploy_script = $4, keep_releases = $5, ",
-        "updated_at = $6 WHERE id = $1"
+        "git_host_keys = $6, updated_at = $7 WHERE id = $1"
     );
     let now = crate::clock::now();
     let changed = crate::with_pool!(db, |pool| {
@@ -189,6 +198,23 @@ pub async fn update_deploy_settings(db: &Db, site_id: i64, settings: &DeploySett
             .bind(settings.git_branch)
             .bind(settings.deploy_script)
             .bind(settings.keep_releases)
+            .bind(settings.git_host_keys)
+            .bind(now)
+            .execute(pool)
+            .await?
+            .rows_affected()
+    });
+    Ok(changed == 1)
+}
+
+/// Records the public half of the site's own deploy key, or `None` when the site
+/// goes back to the server's key. False when the site is gone.
+pub async fn set_deploy_key(db: &Db, site_id: i64, public_key: Option<&str>) -> Result<bool, DbError> {
+    let now = crate::clock::now();
+    let changed = crate::with_pool!(db, |pool| {
+        sqlx::query("UPDATE server_sites SET deploy_key_public = $2, updated_at = $3 WHERE id = $1")
+            .bind(site_id)
+            .bind(public_key)
             .bind(now)
             .execute(pool)
             .await?

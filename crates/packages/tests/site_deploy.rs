@@ -18,7 +18,7 @@ use brokeforge_packages::site::deploy::{
     switch_current_cmd,
 };
 use brokeforge_packages::site::git::{
-    GitKnownHostsInput, GitKnownHostsInstall, PINNED_KNOWN_HOSTS, parse_branch_head, resolve_branch_cmd,
+    GitKey, GitKnownHostsInput, GitKnownHostsInstall, PINNED_KNOWN_HOSTS, parse_branch_head, resolve_branch_cmd,
 };
 use brokeforge_packages::site::{
     CommitSha, DeployScript, KeepReleases, ReleaseId, SharedPath, SharedPaths, SiteLayout, SiteType,
@@ -58,6 +58,7 @@ fn first_deployment() -> DeploymentFacts {
         releases: Vec::new(),
         current: None,
         known_hosts: None,
+        site_known_hosts: None,
     }
 }
 
@@ -72,6 +73,7 @@ fn next_deployment() -> DeploymentFacts {
         }],
         current: Some(release("20261120080000")),
         known_hosts: Some(PINNED_KNOWN_HOSTS.iter().map(|line| format!("{line}\n")).collect()),
+        site_known_hosts: None,
     }
 }
 
@@ -101,10 +103,18 @@ fn facts_as_the_server_prints_them() {
             "known_hosts",
             common::outputs::cat_missing("/home/brokeforge/.ssh/known_hosts"),
         ),
+        (
+            "site_known_hosts",
+            ProbeOutput::success("git.example.com ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIA\n"),
+        ),
     ]
     .into_iter()
     .collect();
     let facts = SiteDeploy::parse_facts(&input, &outputs).unwrap();
+    assert_eq!(
+        facts.site_known_hosts.as_deref(),
+        Some("git.example.com ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIA\n")
+    );
     assert!(facts.site_exists && !facts.mirror_exists);
     assert_eq!(facts.current, Some(release("20261120080000")));
     assert_eq!(facts.releases.len(), 2);
@@ -210,6 +220,7 @@ fn rollback_plans_and_refusals() {
         ],
         current: Some(release("20261126080000")),
         known_hosts: None,
+        site_known_hosts: None,
     };
     let rollback = |id: &str| SiteRollbackInput {
         domain: domain(),
@@ -636,7 +647,15 @@ fn hostile_repository_paths_and_branch_names_stay_data() {
     repository.write("version.txt", "branch\n");
     let head = repository.commit("on the branch");
 
-    let output = sandbox.bash(&resolve_branch_cmd(&repository.url(), &branch).render_for_execution());
+    let output = sandbox.bash(
+        &resolve_branch_cmd(
+            &repository.url(),
+            &branch,
+            &GitKey::Server,
+            &"example.com".parse().unwrap(),
+        )
+        .render_for_execution(),
+    );
     let probe = ProbeOutput::new(
         output.status.code().unwrap() as u32,
         String::from_utf8_lossy(&output.stdout),
@@ -644,7 +663,15 @@ fn hostile_repository_paths_and_branch_names_stay_data() {
     );
     assert_eq!(parse_branch_head(&probe, &branch).unwrap(), head);
     let missing: GitBranch = "no-such-branch".parse().unwrap();
-    let output = sandbox.bash(&resolve_branch_cmd(&repository.url(), &missing).render_for_execution());
+    let output = sandbox.bash(
+        &resolve_branch_cmd(
+            &repository.url(),
+            &missing,
+            &GitKey::Server,
+            &"example.com".parse().unwrap(),
+        )
+        .render_for_execution(),
+    );
     assert_eq!(output.status.code(), Some(2));
 
     let run = sandbox.operate::<SiteDeploy>(&sandbox_deploy(&repository, &head, "20261101000000", TEST_SCRIPT, 5));
@@ -768,11 +795,15 @@ fn current_switches_atomically() {
 #[test]
 fn known_hosts_are_written_once_and_merged() {
     let input = GitKnownHostsInput::default();
-    let facts = brokeforge_packages::site::git::GitKnownHostsFacts { known_hosts: None };
+    let facts = brokeforge_packages::site::git::GitKnownHostsFacts {
+        known_hosts: None,
+        site_known_hosts: None,
+    };
     insta::assert_snapshot!(check_plan::<GitKnownHostsInstall>(&input, &facts));
     let pinned: String = PINNED_KNOWN_HOSTS.iter().map(|line| format!("{line}\n")).collect();
     let facts = brokeforge_packages::site::git::GitKnownHostsFacts {
         known_hosts: Some(pinned.clone()),
+        site_known_hosts: None,
     };
     assert!(GitKnownHostsInstall::plan(&input, &facts).unwrap().is_noop());
     let with_extra: GitKnownHostsInput = serde_json::from_value(serde_json::json!({
@@ -793,6 +824,48 @@ fn known_hosts_are_written_once_and_merged() {
         format!(
             "{pinned}git.example.com ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGfakefakefakefakefakefakefakefakefakefake\n"
         )
+    );
+
+    // A site's own Git server goes into the site's own file, never the shared one.
+    let for_site: GitKnownHostsInput = serde_json::from_value(serde_json::json!({
+        "extra_hosts": ["git.example.com ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGfakefakefakefakefakefakefakefakefakefake"],
+        "site": "shop.example.com"
+    }))
+    .unwrap();
+    let plan = GitKnownHostsInstall::plan(&for_site, &facts).unwrap();
+    let uploads: Vec<(String, String)> = plan
+        .steps()
+        .iter()
+        .filter_map(|step| match step {
+            Step::Upload { path, contents, .. } => Some((
+                path.to_string(),
+                String::from_utf8(contents.expose_bytes().to_vec()).unwrap(),
+            )),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        uploads,
+        [(
+            "/home/brokeforge/.ssh/sites/shop.example.com.known_hosts".to_owned(),
+            "git.example.com ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGfakefakefakefakefakefakefakefakefakefake\n"
+                .to_owned()
+        )]
+    );
+    let written = brokeforge_packages::site::git::GitKnownHostsFacts {
+        known_hosts: Some(pinned.clone()),
+        site_known_hosts: Some(uploads[0].1.clone()),
+    };
+    assert!(GitKnownHostsInstall::plan(&for_site, &written).unwrap().is_noop());
+    // Keys the site no longer pins are removed with the file.
+    let cleared = GitKnownHostsInput {
+        extra_hosts: Vec::new(),
+        site: for_site.site.clone(),
+    };
+    let plan = GitKnownHostsInstall::plan(&cleared, &written).unwrap().to_string();
+    assert!(
+        plan.contains("rm -f -- /home/brokeforge/.ssh/sites/shop.example.com.known_hosts"),
+        "{plan}"
     );
 }
 

@@ -620,6 +620,7 @@ fn removed_everything() -> SiteRemoveFacts {
         vhost_files: Vec::new(),
         pools: Vec::new(),
         root_exists: false,
+        git_access_files: Vec::new(),
         logs: Vec::new(),
     }
 }
@@ -638,7 +639,8 @@ fn remove_probes_and_facts() {
                 1,
                 "/etc/nginx/sites-enabled/example.com.conf symbolic link\n\
                  /etc/nginx/sites-available/example.com.conf regular file\n\
-                 /home/brokeforge/example.com directory\n",
+                 /home/brokeforge/example.com directory\n\
+                 /home/brokeforge/.ssh/sites/example.com regular file\n",
                 "stat: cannot statx '/etc/nginx/sites-available/example.com.conf.brokeforge-new': No such file or directory\n",
             ),
             ProbeOutput::new(1, "/etc/php/8.3/fpm/pool.d/example.com.conf regular file\n", ""),
@@ -650,6 +652,10 @@ fn remove_probes_and_facts() {
     assert_eq!(facts.vhost_files.len(), 1);
     assert_eq!(facts.pools, [PhpVersion::Php83]);
     assert_eq!(facts.logs.len(), 2);
+    assert_eq!(
+        facts.git_access_files,
+        ["/home/brokeforge/.ssh/sites/example.com".parse::<RemotePath>().unwrap()]
+    );
     insta::assert_snapshot!(check_plan::<SiteRemove>(&input, &facts));
 }
 

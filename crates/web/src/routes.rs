@@ -191,6 +191,24 @@ pub fn table() -> RouteTable {
         )
         .add("POST", "/sites/{site_id}/delete", Session, post(ui::sites::site_delete))
         .add(
+            "GET",
+            "/sites/{site_id}/deployments/{deployment_id}",
+            Session,
+            get(ui::sites::site_deployment_show),
+        )
+        .add(
+            "POST",
+            "/sites/{site_id}/deploy-key",
+            Session,
+            post(ui::sites::site_deploy_key_generate),
+        )
+        .add(
+            "POST",
+            "/sites/{site_id}/deploy-key/delete",
+            Session,
+            post(ui::sites::site_deploy_key_remove),
+        )
+        .add(
             "POST",
             "/sites/{site_id}/settings",
             Session,
@@ -477,6 +495,24 @@ pub fn table() -> RouteTable {
             "/api/v1/sites/{site_id}/deployments/{deployment_id}",
             Token(Read),
             get(api::sites::deployment_show),
+        )
+        .add(
+            "GET",
+            "/api/v1/sites/{site_id}/deploy-key",
+            Token(Read),
+            get(api::sites::deploy_key_show),
+        )
+        .add(
+            "POST",
+            "/api/v1/sites/{site_id}/deploy-key",
+            Token(Deploy),
+            post(api::sites::deploy_key_generate),
+        )
+        .add(
+            "DELETE",
+            "/api/v1/sites/{site_id}/deploy-key",
+            Token(Deploy),
+            delete(api::sites::deploy_key_remove),
         )
         .add(
             "GET",

@@ -87,6 +87,18 @@ fn expectations() -> BTreeMap<(&'static str, &'static str), Expected> {
         ("POST", "/sites/{site_id}/webhook/disable", [403, 404, 403, 303]),
         ("POST", "/sites/{site_id}/commands", [403, 404, 403, 303]),
         ("GET", "/sites/{site_id}/commands/{run_id}", [303, 404, 303, 200]),
+        (
+            "GET",
+            "/sites/{site_id}/deployments/{deployment_id}",
+            [303, 404, 303, 200],
+        ),
+        // The fixture's server has no pinned host key and its site no key of its own:
+        // the owner's calls that reach the server answer 409.
+        ("POST", "/sites/{site_id}/deploy-key", [403, 404, 403, 409]),
+        ("POST", "/sites/{site_id}/deploy-key/delete", [403, 404, 403, 409]),
+        ("GET", "/api/v1/sites/{site_id}/deploy-key", [401, 404, 403, 200]),
+        ("POST", "/api/v1/sites/{site_id}/deploy-key", [401, 404, 403, 409]),
+        ("DELETE", "/api/v1/sites/{site_id}/deploy-key", [401, 404, 403, 409]),
         // The fixture's server has no pinned host key: the owner's calls that reach
         // the server answer 409, and a missing path 422.
         ("GET", "/sites/{site_id}/env", [303, 404, 303, 409]),
@@ -301,6 +313,7 @@ async fn site_fixture(app: &TestApp, server_id: i64) -> SiteFixture {
             web_directory: "",
             git_repository: Some("git@github.com:acme/site.git"),
             git_branch: Some("main"),
+            git_host_keys: "",
             deploy_script: "",
             keep_releases: 5,
             status: "active",

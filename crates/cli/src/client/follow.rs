@@ -65,6 +65,39 @@ fn print_failure(event: &Value) {
 
 /// Follows job `job_id` until it is final.
 pub async fn follow(client: &ApiClient, job_id: i64, json: bool) -> anyhow::Result<()> {
+    follow_with_log(client, job_id, json, None).await
+}
+
+/// The part of `output` not printed yet, given the end of what was printed.
+/// `output` is the end of a log that may have dropped its beginning since.
+fn unseen<'a>(printed: &str, output: &'a str) -> &'a str {
+    if printed.is_empty() {
+        return output;
+    }
+    if let Some(rest) = output.strip_prefix(printed) {
+        return rest;
+    }
+    // The log was cut at the front: find where the printed end reappears.
+    let anchor_start = printed.len().saturating_sub(256);
+    let anchor_start = (anchor_start..printed.len())
+        .find(|index| printed.is_char_boundary(*index))
+        .unwrap_or(printed.len());
+    let anchor = &printed[anchor_start..];
+    match output.rfind(anchor) {
+        Some(index) => &output[index + anchor.len()..],
+        None => output,
+    }
+}
+
+/// Follows job `job_id` until it is final, printing the log that `log_path`'s
+/// `output` field holds as it grows (a deployment's, for example).
+pub async fn follow_with_log(
+    client: &ApiClient,
+    job_id: i64,
+    json: bool,
+    log_path: Option<&str>,
+) -> anyhow::Result<()> {
+    let mut printed = String::new();
     let bar = ProgressBar::new(1);
     bar.set_style(
         ProgressStyle::with_template("{spinner} [{bar:30}] {pos}/{len} {msg}")
@@ -87,7 +120,24 @@ pub async fn follow(client: &ApiClient, job_id: i64, json: bool) -> anyhow::Resu
             bar.set_message(text(event, "/milestone"));
         }
         let state = job["state"].as_str().unwrap_or("");
-        if matches!(state, "succeeded" | "failed" | "cancelled") {
+        let finished = matches!(state, "succeeded" | "failed" | "cancelled");
+        if let Some(path) = log_path
+            && !json
+        {
+            // The log is read after the job's state, so a final state has its whole log.
+            let output = client.get(path).await?["output"].as_str().unwrap_or("").to_owned();
+            let new = unseen(&printed, &output);
+            if !new.is_empty() {
+                bar.suspend(|| {
+                    use std::io::Write;
+                    let mut stdout = std::io::stdout().lock();
+                    let _ = stdout.write_all(new.as_bytes());
+                    let _ = stdout.flush();
+                });
+                printed = output;
+            }
+        }
+        if finished {
             break job;
         }
         tokio::time::sleep(POLL_INTERVAL).await;
@@ -110,5 +160,23 @@ pub async fn follow(client: &ApiClient, job_id: i64, json: bool) -> anyhow::Resu
             let reason = job["last_error"].as_str().unwrap_or(state);
             bail!("job #{job_id} {state}: {reason}")
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::unseen;
+
+    #[test]
+    fn only_new_log_text_is_printed() {
+        assert_eq!(unseen("", "a\nb\n"), "a\nb\n");
+        assert_eq!(unseen("a\n", "a\nb\n"), "b\n");
+        assert_eq!(unseen("a\nb\n", "a\nb\n"), "");
+        // The log lost its beginning: the rest after the printed end.
+        let printed = format!("{}abc\n", "x".repeat(300));
+        let output = format!("{}abc\nnew\n", "x".repeat(260));
+        assert_eq!(unseen(&printed, &output), "new\n");
+        // Nothing in common: everything.
+        assert_eq!(unseen("old\n", "fresh\n"), "fresh\n");
     }
 }

@@ -44,6 +44,10 @@ pub enum SitesCommand {
         /// The branch deployments build (default main).
         #[arg(long)]
         branch: Option<String>,
+        /// The host key of your own Git server, a known_hosts line such as
+        /// `ssh-keyscan` prints (repeat for several).
+        #[arg(long = "git-host-key")]
+        git_host_keys: Vec<String>,
         /// Follow the job until it ends; exit non-zero if it fails.
         #[arg(long)]
         follow: bool,
@@ -61,6 +65,22 @@ pub enum SitesCommand {
         /// A file holding the new deploy script (`-` for standard input).
         #[arg(long)]
         deploy_script: Option<std::path::PathBuf>,
+        /// Replace the pinned host keys of your own Git server with these
+        /// known_hosts lines (repeat for several).
+        #[arg(long = "git-host-key", conflicts_with = "clear_git_host_keys")]
+        git_host_keys: Vec<String>,
+        /// Remove the pinned host keys of your own Git server.
+        #[arg(long)]
+        clear_git_host_keys: bool,
+    },
+    /// Show the deploy key to add to the site's repository, or give the site its own
+    /// key (generated on the server) or go back to the server's.
+    DeployKey {
+        site_id: i64,
+        #[arg(long, conflicts_with = "delete")]
+        generate: bool,
+        #[arg(long)]
+        delete: bool,
     },
     /// Delete a site (a job removes it from the server).
     Delete {
@@ -299,6 +319,25 @@ fn short(commit: Option<&str>) -> String {
     }
 }
 
+/// Follows a started deployment or rollback, printing its log as it grows.
+async fn follow_deployment(
+    client: &ApiClient,
+    options: &ClientOptions,
+    site_id: i64,
+    started_deployment: &Value,
+    follow: bool,
+) -> anyhow::Result<()> {
+    if !follow {
+        return started(client, options, &started_deployment["job"], false).await;
+    }
+    let job_id = started_deployment["job"]["id"].as_i64().unwrap_or(0);
+    let log_path = format!(
+        "/api/v1/sites/{site_id}/deployments/{}",
+        started_deployment["deployment"]["id"].as_i64().unwrap_or(0)
+    );
+    follow::follow_with_log(client, job_id, options.json, Some(&log_path)).await
+}
+
 fn show_site(site: &Value) {
     for (label, pointer) in [
         ("ID", "/id"),
@@ -313,6 +352,7 @@ fn show_site(site: &Value) {
         ("Live release", "/current_release"),
         ("Last commit", "/last_deployed_commit"),
         ("Webhook", "/webhook_enabled"),
+        ("Deploy key", "/deploy_key"),
         ("Error", "/error"),
     ] {
         println!("{label:<14} {}", text(site, pointer));
@@ -325,6 +365,14 @@ fn show_site(site: &Value) {
         .collect();
     if !aliases.is_empty() {
         println!("{:<14} {}", "Aliases", aliases.join(", "));
+    }
+    for line in site["git_host_keys"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+    {
+        println!("{:<14} {line}", "Git host key");
     }
     println!("Deploy script:");
     for line in site["deploy_script"].as_str().unwrap_or("").lines() {
@@ -391,10 +439,14 @@ pub async fn run(options: &ClientOptions, command: SitesCommand) -> anyhow::Resu
             web_directory,
             repository,
             branch,
+            git_host_keys,
             follow,
         } => {
             let mut body = Map::new();
             body.insert("domain".into(), json!(domain));
+            if !git_host_keys.is_empty() {
+                body.insert("git_host_keys".into(), json!(git_host_keys));
+            }
             body.insert("aliases".into(), json!(aliases));
             body.insert("www".into(), json!(www));
             for (name, value) in [
@@ -425,8 +477,13 @@ pub async fn run(options: &ClientOptions, command: SitesCommand) -> anyhow::Resu
             branch,
             keep_releases,
             deploy_script,
+            git_host_keys,
+            clear_git_host_keys,
         } => {
             let mut body = Map::new();
+            if clear_git_host_keys || !git_host_keys.is_empty() {
+                body.insert("git_host_keys".into(), json!(git_host_keys));
+            }
             if let Some(repository) = repository {
                 body.insert("git_repository".into(), json!(repository));
             }
@@ -482,7 +539,7 @@ pub async fn run(options: &ClientOptions, command: SitesCommand) -> anyhow::Resu
                     text(&started_deployment, "/deployment/release")
                 );
             }
-            started(client, options, &started_deployment["job"], follow).await
+            follow_deployment(client, options, site_id, &started_deployment, follow).await
         }
         SitesCommand::Rollback {
             site_id,
@@ -493,7 +550,38 @@ pub async fn run(options: &ClientOptions, command: SitesCommand) -> anyhow::Resu
             let started_rollback = client
                 .call(Method::POST, &path, Some(&json!({ "release": release })))
                 .await?;
-            started(client, options, &started_rollback["job"], follow).await
+            follow_deployment(client, options, site_id, &started_rollback, follow).await
+        }
+        SitesCommand::DeployKey {
+            site_id,
+            generate,
+            delete,
+        } => {
+            let path = format!("/api/v1/sites/{site_id}/deploy-key");
+            let key = if generate {
+                client.call(Method::POST, &path, None).await?
+            } else if delete {
+                client.call(Method::DELETE, &path, None).await?
+            } else {
+                client.get(&path).await?
+            };
+            if options.json {
+                print_json(&key);
+            } else {
+                match key["kind"].as_str() {
+                    Some("site") => eprintln!("The site's own deploy key (only this site's deployments use it):"),
+                    _ => eprintln!("The server's deploy key (shared by its sites):"),
+                }
+                match key["public_key"].as_str() {
+                    Some(public_key) => println!("{public_key}"),
+                    None => eprintln!("(not known yet: it is recorded when the server is bootstrapped)"),
+                }
+                eprintln!(
+                    "Add it to the repository's deploy keys (GitHub: Settings > Deploy keys; GitLab: Settings > \
+                     Repository > Deploy keys; Bitbucket: Repository settings > Access keys)."
+                );
+            }
+            Ok(())
         }
         SitesCommand::Deployments { site_id } => {
             let page = client.get(&format!("/api/v1/sites/{site_id}/deployments")).await?;

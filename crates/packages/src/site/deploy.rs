@@ -7,7 +7,8 @@
 //! 1. **prepare**: remove releases an earlier deployment left unfinished (no
 //!    [`RELEASE_MARKER`]; never the live one), create `releases/<id>`; for PHP sites,
 //!    link `.brokeforge/bin/php` to the site's PHP version;
-//! 2. **fetch**: make sure `known_hosts` holds the pinned Git host keys, then update
+//! 2. **fetch**: make sure `known_hosts` holds the pinned Git host keys (and the
+//!    site's own Git server's), then, with the site's [`GitKey`], update
 //!    the bare mirror `repository.git` (`git clone --mirror` the first time, else
 //!    `git remote set-url` to the current URL and `git fetch --prune`);
 //! 3. **check out**: check the commit is in the mirror (a clear error if it was
@@ -64,7 +65,10 @@ use crate::facts::{
 use crate::framework::{Action, Operation, Package};
 use crate::php::names::{cli_binary_path, fpm_service};
 
-use super::git::{KNOWN_HOSTS_PROBE, git_cmd, known_hosts_probe, pinned_entries, write_known_hosts_steps};
+use super::git::{
+    GitKey, KNOWN_HOSTS_PROBE, KnownHostEntry, SITE_KNOWN_HOSTS_PROBE, git_cmd, known_hosts_probe, pinned_entries,
+    site_known_hosts_probe, write_known_hosts_steps, write_site_known_hosts_steps,
+};
 use super::install::{link_target_cmd, parse_link_target};
 use super::layout::{DEPLOY_SCRIPT_FILE, RELEASE_MARKER, SiteLayout, deserialize_site_domain};
 use super::values::{CommitSha, DeployScript, DeployTimeout, GitRepositoryUrl, KeepReleases, ReleaseId, SharedPaths};
@@ -95,6 +99,12 @@ pub struct SiteDeployInput {
     pub keep_releases: KeepReleases,
     #[serde(default)]
     pub script_timeout: DeployTimeout,
+    /// The key Git logs in with: the server's deploy key unless the site has its own.
+    #[serde(default)]
+    pub git_key: GitKey,
+    /// Host keys of the site's own Git server, pinned next to the built-in ones.
+    #[serde(default)]
+    pub extra_known_hosts: Vec<KnownHostEntry>,
 }
 
 impl SiteDeployInput {
@@ -121,6 +131,8 @@ impl SiteDeployInput {
             deploy_script: site_type.default_deploy_script(),
             keep_releases: KeepReleases::default(),
             script_timeout: DeployTimeout::default(),
+            git_key: GitKey::Server,
+            extra_known_hosts: Vec::new(),
         })
     }
 }
@@ -209,6 +221,8 @@ pub struct DeploymentFacts {
     /// brokeforge's `known_hosts`, if it exists (deployments only; `None` for
     /// rollbacks).
     pub known_hosts: Option<String>,
+    /// The site's own known hosts file, if it exists (deployments only).
+    pub site_known_hosts: Option<String>,
 }
 
 impl DeploymentFacts {
@@ -228,6 +242,7 @@ fn deployment_probes(layout: &SiteLayout, known_hosts: bool) -> Vec<FactProbe> {
     ];
     if known_hosts {
         probes.push(known_hosts_probe::<Deployment>());
+        probes.push(site_known_hosts_probe::<Deployment>(layout.domain()));
     }
     probes
 }
@@ -249,6 +264,11 @@ fn parse_deployment_facts(
             .and_then(current_release),
         known_hosts: if known_hosts {
             outputs.read(KNOWN_HOSTS_PROBE, parse_file_contents)?
+        } else {
+            None
+        },
+        site_known_hosts: if known_hosts {
+            outputs.read(SITE_KNOWN_HOSTS_PROBE, parse_file_contents)?
         } else {
             None
         },
@@ -485,10 +505,16 @@ impl Operation for SiteDeploy {
         let steps = plan.milestone(SiteDeployMilestone::FetchRepository);
         if build {
             write_known_hosts_steps(steps, facts.known_hosts.as_deref(), &pinned_entries());
+            write_site_known_hosts_steps(
+                steps,
+                facts.site_known_hosts.as_deref(),
+                &input.domain,
+                &input.extra_known_hosts,
+            );
             let mirror = layout.repository_cache();
             if facts.mirror_exists {
                 steps.run_with_timeout(
-                    git_cmd()
+                    git_cmd(&input.git_key, Some(&input.domain))
                         .lit("--git-dir")
                         .arg(&mirror)
                         .lit("remote")
@@ -497,7 +523,7 @@ impl Operation for SiteDeploy {
                         .lit("--")
                         .arg(&input.repository)
                         .and(
-                            git_cmd()
+                            git_cmd(&input.git_key, Some(&input.domain))
                                 .lit("--git-dir")
                                 .arg(&mirror)
                                 .lit("fetch")
@@ -509,7 +535,7 @@ impl Operation for SiteDeploy {
                 );
             } else {
                 steps.run_with_timeout(
-                    git_cmd()
+                    git_cmd(&input.git_key, Some(&input.domain))
                         .lit("clone")
                         .lit("--mirror")
                         .lit("--quiet")

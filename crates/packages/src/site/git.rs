@@ -3,7 +3,8 @@
 //! gets.
 //!
 //! Every Git command runs with [`git_cmd`]'s environment: SSH uses the server's deploy
-//! key (`/home/brokeforge/.ssh/id_ed25519`, made by the bootstrap script) and
+//! key (`/home/brokeforge/.ssh/id_ed25519`, made by the bootstrap script) or the
+//! site's own key ([`GitKey`], made by [`super::deploy_key`]) and
 //! `StrictHostKeyChecking=yes`, so only host keys already in brokeforge's
 //! `known_hosts` are accepted, never one learned on first contact; `BatchMode` and
 //! `GIT_TERMINAL_PROMPT=0` make a missing credential fail at once instead of waiting
@@ -27,7 +28,7 @@ use std::convert::Infallible;
 use std::fmt;
 use std::str::FromStr;
 
-use brokeforge_core::{Cmd, GitBranch, Plan, PlanBuilder, RemotePath, ShellArg};
+use brokeforge_core::{Cmd, Domain, GitBranch, Plan, PlanBuilder, RemotePath, ShellArg};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use thiserror::Error;
 
@@ -44,10 +45,65 @@ pub const SSH_DIRECTORY: &str = "/home/brokeforge/.ssh";
 /// brokeforge's `known_hosts`, which SSH reads for every Git host.
 pub const KNOWN_HOSTS_PATH: &str = "/home/brokeforge/.ssh/known_hosts";
 
-/// The SSH command Git runs: the deploy key only, pinned host keys only, no prompts.
-pub const GIT_SSH_COMMAND: &str = "ssh -i /home/brokeforge/.ssh/id_ed25519 -o IdentitiesOnly=yes \
-     -o StrictHostKeyChecking=yes -o UserKnownHostsFile=/home/brokeforge/.ssh/known_hosts \
-     -o BatchMode=yes -o ConnectTimeout=30";
+/// Where a site's own deploy keys live, one pair per domain.
+pub const SITE_KEYS_DIRECTORY: &str = "/home/brokeforge/.ssh/sites";
+
+/// The SSH options Git's `ssh` runs with besides the key and the known hosts files:
+/// that key only, pinned host keys only, no prompts.
+const GIT_SSH_OPTIONS: &str = "-o IdentitiesOnly=yes -o StrictHostKeyChecking=yes -o BatchMode=yes \
+     -o ConnectTimeout=30";
+
+/// Which private key Git's SSH logs in with.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum GitKey {
+    /// The server's deploy key, made by the bootstrap script.
+    #[default]
+    Server,
+    /// The site's own key pair, generated on the server (see [`super::deploy_key`]).
+    Site {
+        #[serde(deserialize_with = "super::layout::deserialize_site_domain")]
+        domain: Domain,
+    },
+}
+
+impl GitKey {
+    /// The private key's path on the server.
+    pub fn private_key_path(&self) -> RemotePath {
+        match self {
+            GitKey::Server => path(DEPLOY_KEY_PATH),
+            GitKey::Site { domain } => site_key_path(domain),
+        }
+    }
+}
+
+/// The private half of `domain`'s own deploy key; the public half is beside it with
+/// `.pub` appended.
+pub fn site_key_path(domain: &Domain) -> RemotePath {
+    path(&format!("{SITE_KEYS_DIRECTORY}/{domain}"))
+}
+
+/// The host keys one site pins for its own Git server, beside its key pair. Only
+/// that site's Git commands read it, so one site's pinned hosts are not trusted for
+/// another's repositories, and sites deploying at once never write the same file.
+pub fn site_known_hosts_path(domain: &Domain) -> RemotePath {
+    path(&format!("{SITE_KEYS_DIRECTORY}/{domain}.known_hosts"))
+}
+
+/// The SSH command Git runs with `key`, trusting the pinned hosts in brokeforge's
+/// `known_hosts` and, for a site, the site's own. Git hands it to a shell, so it holds
+/// only fixed text and paths made of a validated domain name (letters, digits, dots
+/// and hyphens).
+pub fn git_ssh_command(key: &GitKey, site: Option<&Domain>) -> String {
+    let known_hosts = match site {
+        Some(domain) => format!("{KNOWN_HOSTS_PATH} {}", site_known_hosts_path(domain)),
+        None => KNOWN_HOSTS_PATH.to_owned(),
+    };
+    format!(
+        "ssh -i {} {GIT_SSH_OPTIONS} -o \"UserKnownHostsFile={known_hosts}\"",
+        key.private_key_path()
+    )
+}
 
 /// The transports Git may use, for the repository and its submodules.
 pub const GIT_ALLOWED_PROTOCOLS: &str = "ssh:https:file";
@@ -70,10 +126,14 @@ pub const PINNED_KNOWN_HOSTS: &[&str] = &[
     "bitbucket.org ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAABgQDQeJzhupRu0u0cdegZIa8e86EG2qOCsIsD1Xw0xSeiPDlCr7kq97NLmMbpKTX6Esc30NuoqEEHCuc7yWtwp8dI76EEEB1VqY9QJq6vk+aySyboD5QF61I/1WeTwu+deCbgKMGbUijeXhtfbxSxm6JwGrXrhBdofTsbKRUsrN1WoNgUa8uqN1Vx6WAJw1JHPhglEGGHea6QICwJOAr/6mrui/oB7pkaWKHj3z7d1IC4KWLtY47elvjbaTlkN04Kc/5LFEirorGYVbt15kAUlqGM65pk6ZBxtaO3+30LVlORZkxOh+LKL/BvbZ/iRNhItLqNyieoQj/uh/7Iv4uyH/cV/0b4WDSd3DptigWq84lJubb9t/DnZlrJazxyDCulTmKdOR7vs9gMTo+uoIrPSb8ScTtvw65+odKAlBj59dhnVp9zd7QUojOpXlL62Aw56U4oO+FALuevvMjiWeavKhJqlR7i5n9srYcrNV7ttmDw7kf/97P5zauIhxcjX+xHv4M=",
 ];
 
-/// `git` with BrokeForge's environment (see the module documentation).
-pub fn git_cmd() -> Cmd {
+/// `git` with BrokeForge's environment (see the module documentation), logging in
+/// to SSH hosts with `key` and trusting `site`'s pinned hosts too.
+pub fn git_cmd(key: &GitKey, site: Option<&Domain>) -> Cmd {
     Cmd::new("git")
-        .env("GIT_SSH_COMMAND", text_arg(GIT_SSH_COMMAND))
+        .env(
+            "GIT_SSH_COMMAND",
+            ShellArg::new(git_ssh_command(key, site)).expect("a path made of a domain holds no NUL byte"),
+        )
         .env("GIT_TERMINAL_PROMPT", text_arg("0"))
         .env("GIT_ALLOW_PROTOCOL", text_arg(GIT_ALLOWED_PROTOCOLS))
 }
@@ -87,8 +147,8 @@ pub const BRANCH_HEAD_PROBE: &str = "git_branch_head";
 
 /// `git ls-remote --exit-code -- URL refs/heads/BRANCH`, with [`git_cmd`]'s
 /// environment.
-pub fn resolve_branch_cmd(repository: &GitRepositoryUrl, branch: &GitBranch) -> Cmd {
-    git_cmd()
+pub fn resolve_branch_cmd(repository: &GitRepositoryUrl, branch: &GitBranch, key: &GitKey, site: &Domain) -> Cmd {
+    git_cmd(key, Some(site))
         .lit("ls-remote")
         .lit("--exit-code")
         .lit("--")
@@ -99,8 +159,13 @@ pub fn resolve_branch_cmd(repository: &GitRepositoryUrl, branch: &GitBranch) -> 
 /// The read-only probe that resolves `branch` of `repository` to its head commit, run
 /// as brokeforge. The application runs it (its key is [`BRANCH_HEAD_PROBE`]) and
 /// passes the output to [`parse_branch_head`] before it builds a deployment's input.
-pub fn resolve_branch_probe(repository: &GitRepositoryUrl, branch: &GitBranch) -> FactProbe {
-    FactProbe::new::<Deployment>(BRANCH_HEAD_PROBE, resolve_branch_cmd(repository, branch))
+pub fn resolve_branch_probe(
+    repository: &GitRepositoryUrl,
+    branch: &GitBranch,
+    key: &GitKey,
+    site: &Domain,
+) -> FactProbe {
+    FactProbe::new::<Deployment>(BRANCH_HEAD_PROBE, resolve_branch_cmd(repository, branch, key, site))
 }
 
 /// Why Git could not read a repository (or find a branch in it). The messages say
@@ -120,8 +185,8 @@ pub enum GitRemoteError {
     )]
     HostKeyChanged,
     #[error(
-        "the Git host refused the server's deploy key: add the server's public deploy key \
-         ({DEPLOY_KEY_PATH}.pub, shown on the server's page) to the repository's deploy keys, and check the URL"
+        "the Git host refused the deploy key: add the site's public deploy key (shown on the site's page) to the \
+         repository's deploy keys, and check the URL"
     )]
     AccessDenied,
     #[error(
@@ -395,6 +460,53 @@ pub fn write_known_hosts_steps(steps: &mut PlanBuilder, current: Option<&str>, w
     true
 }
 
+/// Adds the steps that make `domain`'s own known hosts file hold exactly `entries`,
+/// given its current contents (`None` when it does not exist): nothing when it
+/// already does; the file (mode 0600, in a 0700 directory) when there are entries;
+/// its removal when there are none.
+pub fn write_site_known_hosts_steps(
+    steps: &mut PlanBuilder,
+    current: Option<&str>,
+    domain: &Domain,
+    entries: &[KnownHostEntry],
+) -> bool {
+    let wanted: String = entries.iter().map(|entry| format!("{}\n", entry.line())).collect();
+    let file = site_known_hosts_path(domain);
+    match (current, entries.is_empty()) {
+        (None, true) => false,
+        (Some(_), true) => {
+            steps.run(Cmd::new("rm").lit("-f").lit("--").arg(&file));
+            true
+        }
+        (Some(current), false) if current == wanted => false,
+        (_, false) => {
+            steps
+                .run(
+                    Cmd::new("mkdir")
+                        .lit("-p")
+                        .lit("-m")
+                        .lit("0700")
+                        .lit("--")
+                        .lit(SITE_KEYS_DIRECTORY),
+                )
+                .upload(file, wanted, 0o600, None);
+            true
+        }
+    }
+}
+
+/// The probe key of a site's own known hosts file.
+pub const SITE_KNOWN_HOSTS_PROBE: &str = "site_known_hosts";
+
+/// The probe that reads `domain`'s own known hosts file, run as brokeforge by
+/// package `P`.
+pub(crate) fn site_known_hosts_probe<P: crate::framework::Package>(domain: &Domain) -> FactProbe {
+    FactProbe::new::<P>(
+        SITE_KNOWN_HOSTS_PROBE,
+        file_contents_cmd(&site_known_hosts_path(domain)),
+    )
+}
+
 /// The probe key of brokeforge's `known_hosts`.
 pub const KNOWN_HOSTS_PROBE: &str = "known_hosts";
 
@@ -407,27 +519,35 @@ pub(crate) fn known_hosts_probe<P: crate::framework::Package>() -> FactProbe {
     FactProbe::new::<P>(KNOWN_HOSTS_PROBE, file_contents_cmd(&known_hosts_path()))
 }
 
-/// What writing the known hosts needs: extra host keys for the user's own Git servers,
-/// on top of the pinned ones.
+/// What writing the known hosts needs: the site whose own Git server's host keys
+/// (`extra_hosts`) go into its own file. Without a site, the extra keys go into
+/// brokeforge's `known_hosts` next to the pinned ones, for every site.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GitKnownHostsInput {
     #[serde(default)]
     pub extra_hosts: Vec<KnownHostEntry>,
+    #[serde(default)]
+    pub site: Option<Domain>,
 }
 
 impl GitKnownHostsInput {
-    /// The pinned entries followed by the extra ones.
+    /// What brokeforge's `known_hosts` must hold: the pinned entries, and the extra
+    /// ones when they are not a site's.
     pub fn wanted(&self) -> Vec<KnownHostEntry> {
         let mut wanted = pinned_entries();
-        wanted.extend(self.extra_hosts.iter().cloned());
+        if self.site.is_none() {
+            wanted.extend(self.extra_hosts.iter().cloned());
+        }
         wanted
     }
 }
 
-/// What writing the known hosts reads: the current file, if any.
+/// What writing the known hosts reads: the current files, if any.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct GitKnownHostsFacts {
     pub known_hosts: Option<String>,
+    /// The site's own file (`None` without a site, or when it does not exist).
+    pub site_known_hosts: Option<String>,
 }
 
 milestones! {
@@ -451,13 +571,21 @@ impl Operation for GitKnownHostsInstall {
     type Facts = GitKnownHostsFacts;
     type Error = Infallible;
 
-    fn fact_probes(_input: &GitKnownHostsInput) -> Vec<FactProbe> {
-        vec![known_hosts_probe::<GitRepository>()]
+    fn fact_probes(input: &GitKnownHostsInput) -> Vec<FactProbe> {
+        let mut probes = vec![known_hosts_probe::<GitRepository>()];
+        if let Some(domain) = &input.site {
+            probes.push(site_known_hosts_probe::<GitRepository>(domain));
+        }
+        probes
     }
 
-    fn parse_facts(_input: &GitKnownHostsInput, outputs: &ProbeOutputs) -> Result<GitKnownHostsFacts, FactError> {
+    fn parse_facts(input: &GitKnownHostsInput, outputs: &ProbeOutputs) -> Result<GitKnownHostsFacts, FactError> {
         Ok(GitKnownHostsFacts {
             known_hosts: outputs.read(KNOWN_HOSTS_PROBE, parse_file_contents)?,
+            site_known_hosts: match input.site {
+                Some(_) => outputs.read(SITE_KNOWN_HOSTS_PROBE, parse_file_contents)?,
+                None => None,
+            },
         })
     }
 
@@ -465,6 +593,9 @@ impl Operation for GitKnownHostsInstall {
         let mut plan = Self::plan_writer();
         let steps = plan.milestone(GitKnownHostsMilestone::WriteKnownHosts);
         write_known_hosts_steps(steps, facts.known_hosts.as_deref(), &input.wanted());
+        if let Some(domain) = &input.site {
+            write_site_known_hosts_steps(steps, facts.site_known_hosts.as_deref(), domain, &input.extra_hosts);
+        }
         plan.milestone(GitKnownHostsMilestone::Complete);
         Ok(plan.finish())
     }
@@ -477,11 +608,49 @@ mod tests {
 
     #[test]
     fn the_ssh_command_uses_the_deploy_key_and_pinned_keys_only() {
-        assert!(GIT_SSH_COMMAND.contains(&format!("-i {DEPLOY_KEY_PATH} ")));
-        assert!(GIT_SSH_COMMAND.contains(&format!("UserKnownHostsFile={KNOWN_HOSTS_PATH} ")));
-        assert!(GIT_SSH_COMMAND.contains("StrictHostKeyChecking=yes"));
+        let domain: Domain = "shop.example.com".parse().unwrap();
+        let server = git_ssh_command(&GitKey::Server, None);
+        assert!(server.starts_with(&format!("ssh -i {DEPLOY_KEY_PATH} ")), "{server}");
+        assert!(
+            server.ends_with(&format!("\"UserKnownHostsFile={KNOWN_HOSTS_PATH}\"")),
+            "{server}"
+        );
+        let site = git_ssh_command(&GitKey::Site { domain: domain.clone() }, Some(&domain));
+        assert!(
+            site.starts_with(&format!("ssh -i {SITE_KEYS_DIRECTORY}/shop.example.com ")),
+            "{site}"
+        );
+        assert!(
+            site.ends_with(&format!(
+                "\"UserKnownHostsFile={KNOWN_HOSTS_PATH} {SITE_KEYS_DIRECTORY}/shop.example.com.known_hosts\""
+            )),
+            "{site}"
+        );
+        for command in [&server, &site] {
+            assert!(command.contains("StrictHostKeyChecking=yes"));
+            assert!(command.contains("IdentitiesOnly=yes"));
+            assert!(!command.contains("  "), "{command}");
+        }
         assert!(KNOWN_HOSTS_PATH.starts_with(APP_HOME) && KNOWN_HOSTS_PATH.starts_with(SSH_DIRECTORY));
-        assert!(!GIT_SSH_COMMAND.contains("  "), "{GIT_SSH_COMMAND}");
+        assert!(SITE_KEYS_DIRECTORY.starts_with(SSH_DIRECTORY));
+    }
+
+    #[test]
+    fn git_keys_serialize_with_their_kind() {
+        assert_eq!(
+            serde_json::to_value(GitKey::Server).unwrap(),
+            serde_json::json!({ "kind": "server" })
+        );
+        let site = GitKey::Site {
+            domain: "shop.example.com".parse().unwrap(),
+        };
+        let value = serde_json::to_value(&site).unwrap();
+        assert_eq!(
+            value,
+            serde_json::json!({ "kind": "site", "domain": "shop.example.com" })
+        );
+        assert_eq!(serde_json::from_value::<GitKey>(value).unwrap(), site);
+        assert!(serde_json::from_value::<GitKey>(serde_json::json!({ "kind": "site", "domain": "a b" })).is_err());
     }
 
     #[test]

@@ -46,6 +46,8 @@ use crate::nginx::{NGINX_PACKAGE, test_and_reload_cmd};
 use crate::php::names::{fpm_binary, fpm_service, package as php_package};
 use crate::templates::TemplateError;
 
+use super::deploy_key::key_paths;
+use super::git::site_known_hosts_path;
 use super::layout::{
     NEW_SUFFIX, PREVIOUS_SUFFIX, SiteLayout, SocketPathTooLong, check_site_domain, deserialize_site_domain, path,
     with_suffix,
@@ -710,6 +712,8 @@ pub struct SiteRemoveFacts {
     pub pools: Vec<PhpVersion>,
     /// Whether the site's directory exists.
     pub root_exists: bool,
+    /// The site's own deploy key halves and known hosts file that exist.
+    pub git_access_files: Vec<RemotePath>,
     /// The site's nginx logs, rotations included.
     pub logs: Vec<String>,
 }
@@ -762,8 +766,8 @@ milestones! {
 }
 
 /// Removes a site: its server block, pools, directory (releases, shared files, the
-/// Git mirror) and nginx logs. The application deletes the site's records once the
-/// plan succeeded.
+/// Git mirror), its own deploy key and pinned Git hosts, and nginx logs. The
+/// application deletes the site's records once the plan succeeded.
 pub struct SiteRemove;
 
 impl Operation for SiteRemove {
@@ -778,6 +782,8 @@ impl Operation for SiteRemove {
         let layout = SiteLayout::new(&input.domain);
         let mut paths = vhost_paths(&layout).to_vec();
         paths.push(layout.root().clone());
+        paths.extend(key_paths(&input.domain));
+        paths.push(site_known_hosts_path(&input.domain));
         vec![
             site_packages_probe(),
             FactProbe::new::<Site>(PATHS_PROBE, path_kinds_cmd(&paths)),
@@ -790,6 +796,8 @@ impl Operation for SiteRemove {
         let layout = SiteLayout::new(&input.domain);
         let mut paths = vhost_paths(&layout).to_vec();
         paths.push(layout.root().clone());
+        paths.extend(key_paths(&input.domain));
+        paths.push(site_known_hosts_path(&input.domain));
         let kinds = outputs.read(PATHS_PROBE, |output| parse_path_kinds(output, &paths))?;
         Ok(SiteRemoveFacts {
             packages: outputs.read(PACKAGES_PROBE, parse_package_states)?,
@@ -802,6 +810,12 @@ impl Operation for SiteRemove {
                 .collect(),
             pools: parse_pools(outputs, &layout)?,
             root_exists: kinds[4].is_some(),
+            git_access_files: paths[5..8]
+                .iter()
+                .zip(&kinds[5..8])
+                .filter(|(_, kind)| kind.is_some())
+                .map(|(path, _)| path.clone())
+                .collect(),
             logs: outputs.read(LOGS_PROBE, parse_logs)?,
         })
     }
@@ -841,6 +855,10 @@ impl Operation for SiteRemove {
         let steps = plan.milestone(SiteRemoveMilestone::RemoveFiles);
         if facts.root_exists {
             steps.run(as_app_user("rm").lit("-rf").lit("--").arg(layout.root()));
+        }
+        if !facts.git_access_files.is_empty() {
+            let cmd = Cmd::new("rm").lit("-f").lit("--");
+            steps.run(facts.git_access_files.iter().fold(cmd, |cmd, path| cmd.arg(path)));
         }
 
         let steps = plan.milestone(SiteRemoveMilestone::RemoveLogs);

@@ -29,6 +29,7 @@
 //!   deleting, each confined to the site's directory by a check made on the server.
 
 pub mod deploy;
+pub mod deploy_key;
 pub mod env;
 pub mod files;
 pub mod git;

@@ -12,6 +12,7 @@ use brokeforge_app::auth::Principal;
 use brokeforge_app::deployments::{self, DeploymentJob, Release};
 use brokeforge_app::jobs;
 use brokeforge_app::site_commands::{self, CommandInput, CommandJob};
+use brokeforge_app::site_deploy_keys;
 use brokeforge_app::sites::{self, DeploySettingsInput, SiteInput, SiteJob};
 use brokeforge_app::webhooks::{Provider, webhook_path};
 use brokeforge_db::site_commands::CommandRunRecord;
@@ -63,6 +64,12 @@ pub struct SiteView {
     pub last_deployed_at: Option<DateTime<Utc>>,
     /// Whether the deploy webhook is on.
     pub webhook_enabled: bool,
+    /// Which key Git logs in with: `site` (the site's own) or `server` (the server's deploy key).
+    pub deploy_key: String,
+    /// The public half of the site's own deploy key, when it has one.
+    pub deploy_public_key: Option<String>,
+    /// Host keys pinned for the site's own Git server, as known_hosts lines.
+    pub git_host_keys: Vec<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -90,6 +97,14 @@ impl SiteView {
             last_deployed_commit: record.last_deployed_commit.clone(),
             last_deployed_at: record.last_deployed_at,
             webhook_enabled: record.webhook_enabled,
+            deploy_key: if record.deploy_key_public.is_some() {
+                "site"
+            } else {
+                "server"
+            }
+            .to_owned(),
+            deploy_public_key: record.deploy_key_public.as_deref().map(|key| key.trim().to_owned()),
+            git_host_keys: record.git_host_keys.lines().map(str::to_owned).collect(),
             created_at: record.created_at,
             updated_at: record.updated_at,
         }
@@ -125,6 +140,10 @@ pub struct DeploymentView {
     pub finished_at: Option<DateTime<Utc>>,
     /// Seconds from start to end, once finished.
     pub duration_seconds: Option<i64>,
+    /// The end of the deployment's log (each step's masked command and its output),
+    /// growing while it runs. Only when one deployment is shown.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub output: Option<String>,
 }
 
 impl DeploymentView {
@@ -150,8 +169,26 @@ impl DeploymentView {
                 (Some(started), Some(finished)) => Some((finished - started).num_seconds().max(0)),
                 _ => None,
             },
+            output: None,
         }
     }
+
+    /// The view with the deployment's log.
+    pub fn with_output(record: &DeploymentRecord) -> DeploymentView {
+        DeploymentView {
+            output: Some(record.output.clone()),
+            ..DeploymentView::from_record(record)
+        }
+    }
+}
+
+/// The key a site's Git fetches log in with.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct DeployKeyBody {
+    /// `site` (the site's own key) or `server` (the server's deploy key).
+    pub kind: String,
+    /// The public key in OpenSSH format, to add to the repository's deploy keys.
+    pub public_key: Option<String>,
 }
 
 /// A release the server keeps.
@@ -303,6 +340,8 @@ pub struct SiteCreateBody {
     pub git_repository: Option<String>,
     /// Default main.
     pub git_branch: Option<String>,
+    /// Host keys of a self-hosted Git server, as known_hosts lines (such as the output of ssh-keyscan).
+    pub git_host_keys: Option<Vec<String>>,
 }
 
 /// Changes to a site's deploy settings; fields left out keep their values.
@@ -314,6 +353,8 @@ pub struct SiteUpdateBody {
     pub deploy_script: Option<String>,
     /// 1 to 50.
     pub keep_releases: Option<u32>,
+    /// Host keys of a self-hosted Git server, as known_hosts lines; an empty list removes them.
+    pub git_host_keys: Option<Vec<String>>,
 }
 
 /// What to deploy.
@@ -526,7 +567,73 @@ pub async fn deployment_show(
     let site_id = parse_id(&site_id, "site")?;
     let deployment_id = parse_id(&deployment_id, "deployment")?;
     let record = deployments::get(&state.queue, &principal, site_id, deployment_id).await?;
-    Ok(Json(DeploymentView::from_record(&record)))
+    Ok(Json(DeploymentView::with_output(&record)))
+}
+
+async fn deploy_key_body(
+    state: &AppState,
+    principal: &Principal,
+    site: &SiteRecord,
+) -> Result<DeployKeyBody, ApiError> {
+    let server = brokeforge_app::servers::get(&state.db, principal, site.server_id).await?;
+    let view = site_deploy_keys::view(site, server.deploy_public_key.as_deref());
+    Ok(DeployKeyBody {
+        kind: view.kind.to_owned(),
+        public_key: view.public_key,
+    })
+}
+
+/// Show the key a site's Git fetches log in with.
+#[utoipa::path(
+    get, path = "/api/v1/sites/{site_id}/deploy-key", tag = "sites", summary = "Show the deploy key to add to the site's repository",
+    params(("site_id" = i64, Path, description = "The site's id")),
+    responses((status = 200, body = DeployKeyBody), (status = 404, body = crate::api::ErrorEnvelope)),
+    security(("token" = ["read"]))
+)]
+pub async fn deploy_key_show(
+    State(state): State<AppState>,
+    ApiUser(principal): ApiUser,
+    Path(site_id): Path<String>,
+) -> Result<Json<DeployKeyBody>, ApiError> {
+    let site_id = parse_id(&site_id, "site")?;
+    let site = sites::get(&state.db, &principal, site_id).await?;
+    Ok(Json(deploy_key_body(&state, &principal, &site).await?))
+}
+
+/// Give a site its own deploy key.
+#[utoipa::path(
+    post, path = "/api/v1/sites/{site_id}/deploy-key", tag = "sites", summary = "Give the site its own deploy key, generated on the server",
+    description = "The key pair is generated on the server (its private half never leaves it); an existing one is kept. \
+                   From then on the site's Git fetches log in with it instead of the server's deploy key.",
+    params(("site_id" = i64, Path, description = "The site's id")),
+    responses((status = 200, body = DeployKeyBody), (status = 404, body = crate::api::ErrorEnvelope), (status = 409, description = "The site is being installed or removed, or the server cannot be reached", body = crate::api::ErrorEnvelope)),
+    security(("token" = ["deploy"]))
+)]
+pub async fn deploy_key_generate(
+    State(state): State<AppState>,
+    ApiUser(principal): ApiUser,
+    Path(site_id): Path<String>,
+) -> Result<Json<DeployKeyBody>, ApiError> {
+    let site_id = parse_id(&site_id, "site")?;
+    let site = site_deploy_keys::generate(&state.operations, &principal, site_id).await?;
+    Ok(Json(deploy_key_body(&state, &principal, &site).await?))
+}
+
+/// Delete a site's own deploy key.
+#[utoipa::path(
+    delete, path = "/api/v1/sites/{site_id}/deploy-key", tag = "sites", summary = "Delete the site's own deploy key; it uses the server's again",
+    params(("site_id" = i64, Path, description = "The site's id")),
+    responses((status = 200, body = DeployKeyBody), (status = 404, body = crate::api::ErrorEnvelope), (status = 409, description = "The site has no key of its own", body = crate::api::ErrorEnvelope)),
+    security(("token" = ["deploy"]))
+)]
+pub async fn deploy_key_remove(
+    State(state): State<AppState>,
+    ApiUser(principal): ApiUser,
+    Path(site_id): Path<String>,
+) -> Result<Json<DeployKeyBody>, ApiError> {
+    let site_id = parse_id(&site_id, "site")?;
+    let site = site_deploy_keys::remove(&state.operations, &principal, site_id).await?;
+    Ok(Json(deploy_key_body(&state, &principal, &site).await?))
 }
 
 /// List the releases a site keeps.

@@ -4,8 +4,11 @@
 //! shown once, and commands with their history), and a command run's page, which
 //! reloads itself while the command runs so its output grows without JavaScript.
 //!
-//! Every action that starts a job opens the job's progress page; a refused request
-//! shows the page again with the reason.
+//! A deployment or rollback opens the deployment's page, which shows its log as it
+//! grows; other actions that start a job open the job's progress page; a refused
+//! request shows the page again with the reason. The site page also shows the deploy
+//! key to add to the repository (the site's own, or the server's) with buttons to
+//! give the site its own key or delete it.
 
 use axum::Form;
 use axum::extract::{Path, Query, State};
@@ -14,6 +17,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use brokeforge_app::auth::Principal;
 use brokeforge_app::deployments;
 use brokeforge_app::site_commands::{self, CommandInput};
+use brokeforge_app::site_deploy_keys;
 use brokeforge_app::sites::{self, DeploySettingsInput, SiteInput};
 use brokeforge_app::{AppError, FieldErrors, servers};
 use minijinja::context;
@@ -32,6 +36,8 @@ fn site_notice(key: Option<&str>) -> Option<&'static str> {
     Some(match key? {
         "settings_saved" => "Deploy settings saved.",
         "webhook_disabled" => "The deploy webhook is off and its secret forgotten.",
+        "deploy_key_generated" => "The site has its own deploy key now: add it to the repository's deploy keys.",
+        "deploy_key_deleted" => "The site's own deploy key was deleted; it uses the server's deploy key again.",
         _ => return None,
     })
 }
@@ -80,8 +86,10 @@ async fn site_page_response(
             git_branch => view.git_branch.clone().unwrap_or_else(|| "main".to_owned()),
             deploy_script => view.deploy_script.clone(),
             keep_releases => view.keep_releases.to_string(),
+            git_host_keys => view.git_host_keys.join("\n"),
         }
     });
+    let deploy_key = site_deploy_keys::view(&site, server.deploy_public_key.as_deref());
     let command = shown
         .command
         .unwrap_or_else(|| context! { command => "", timeout_seconds => "120" });
@@ -91,7 +99,7 @@ async fn site_page_response(
         context! {
             site => sv(&view), server => sv(ServerView::from_record(&server)),
             deployments => sv(deployments), releases => sv(releases), commands => sv(commands),
-            settings => settings, command => command,
+            settings => settings, command => command, deploy_key => sv(deploy_key),
             webhook_urls => sv(webhook_urls(state, headers, site_id)),
             webhook_secret => shown.webhook_secret,
             errors => shown.errors.as_ref().map(errors_context), alert => shown.alert, notice => shown.notice,
@@ -100,16 +108,17 @@ async fn site_page_response(
     Ok(render(status, "site_show.html", context))
 }
 
-/// A started job opens its page; a refusal shows the site page with the reason.
+/// A started job opens its page (or the page that follows it); a refusal shows the
+/// site page with the reason.
 async fn outcome(
     state: &AppState,
     principal: &Principal,
     headers: &HeaderMap,
     site_id: i64,
-    result: Result<i64, AppError>,
+    result: Result<String, AppError>,
 ) -> Result<Response, PageError> {
     match result {
-        Ok(job_id) => Ok(Redirect::to(&format!("/jobs/{job_id}")).into_response()),
+        Ok(location) => Ok(Redirect::to(&location).into_response()),
         Err(AppError::Validation(errors)) => {
             let shown = Shown {
                 errors: Some(errors),
@@ -201,15 +210,16 @@ pub async fn site_create(
         web_directory: form.optional("web_directory"),
         git_repository: form.optional("git_repository"),
         git_branch: form.optional("git_branch"),
+        git_host_keys: form.optional("git_host_keys").map(|keys| json!(keys)),
     };
     let values = context! {
         domain => form.get("domain"), aliases => form.get("aliases"), www => form.get("www") == "on",
         site_type => form.get("site_type"), php_version => form.get("php_version"),
         web_directory => form.get("web_directory"), git_repository => form.get("git_repository"),
-        git_branch => form.get("git_branch"),
+        git_branch => form.get("git_branch"), git_host_keys => form.get("git_host_keys"),
     };
     match sites::create(&state.queue, &principal, server_id, &input).await {
-        Ok(started) => Ok(Redirect::to(&format!("/jobs/{}", started.job_id)).into_response()),
+        Ok(started) => Ok(Redirect::to(&format!("/jobs/{}", started.job_id.0)).into_response()),
         Err(error @ (AppError::Validation(_) | AppError::Conflict(_))) => {
             let server = ServerView::from_record(&servers::get(&state.db, &principal, server_id).await?);
             let offer = sites::server_offer(&state.db, &principal, server_id).await?;
@@ -258,7 +268,7 @@ pub async fn site_deploy(
     let site_id = parse_id(&site_id, "site")?;
     let result = deployments::deploy(&state.queue, &principal, site_id, None)
         .await
-        .map(|started| started.job_id.0);
+        .map(|started| format!("/sites/{site_id}/deployments/{}", started.deployment.id));
     outcome(&state, &principal, &headers, site_id, result).await
 }
 
@@ -273,7 +283,7 @@ pub async fn site_rollback(
     let site_id = parse_id(&site_id, "site")?;
     let result = deployments::rollback(&state.queue, &principal, site_id, form.get("release"))
         .await
-        .map(|started| started.job_id.0);
+        .map(|started| format!("/sites/{site_id}/deployments/{}", started.deployment.id));
     outcome(&state, &principal, &headers, site_id, result).await
 }
 
@@ -287,7 +297,7 @@ pub async fn site_reinstall(
     let site_id = parse_id(&site_id, "site")?;
     let result = sites::reinstall(&state.queue, &principal, site_id)
         .await
-        .map(|started| started.job_id.0);
+        .map(|started| format!("/jobs/{}", started.job_id.0));
     outcome(&state, &principal, &headers, site_id, result).await
 }
 
@@ -301,7 +311,7 @@ pub async fn site_delete(
     let site_id = parse_id(&site_id, "site")?;
     let result = sites::delete(&state.queue, &principal, site_id)
         .await
-        .map(|started| started.job_id.0);
+        .map(|started| format!("/jobs/{}", started.job_id.0));
     outcome(&state, &principal, &headers, site_id, result).await
 }
 
@@ -319,6 +329,7 @@ pub async fn site_settings(
         git_branch: Some(form.get("git_branch").to_owned()),
         deploy_script: Some(form.get("deploy_script").to_owned()),
         keep_releases: Some(json!(form.get("keep_releases"))),
+        git_host_keys: Some(json!(form.get("git_host_keys"))),
     };
     match sites::update_deploy_settings(&state.db, &principal, site_id, &input).await {
         Ok(_) => Ok(Redirect::to(&format!("/sites/{site_id}?notice=settings_saved")).into_response()),
@@ -327,6 +338,7 @@ pub async fn site_settings(
                 settings: Some(context! {
                     git_repository => form.get("git_repository"), git_branch => form.get("git_branch"),
                     deploy_script => form.get("deploy_script"), keep_releases => form.get("keep_releases"),
+                    git_host_keys => form.get("git_host_keys"),
                 }),
                 errors: Some(errors),
                 ..Shown::default()
@@ -437,4 +449,53 @@ pub async fn site_command_show(
         context! { site => sv(SiteView::from_record(&site)), run => sv(run), live => live },
     );
     Ok(render(StatusCode::OK, "site_command.html", context))
+}
+
+/// `GET /sites/{site_id}/deployments/{deployment_id}`: a deployment with its log,
+/// reloading itself while it runs so the log grows without JavaScript.
+pub async fn site_deployment_show(
+    State(state): State<AppState>,
+    SessionUser(principal): SessionUser,
+    Path((site_id, deployment_id)): Path<(String, String)>,
+) -> Result<Response, PageError> {
+    let site_id = parse_id(&site_id, "site")?;
+    let deployment_id = parse_id(&deployment_id, "deployment")?;
+    let site = sites::get(&state.db, &principal, site_id).await?;
+    let deployment =
+        DeploymentView::with_output(&deployments::get(&state.queue, &principal, site_id, deployment_id).await?);
+    let live = matches!(deployment.status.as_str(), "queued" | "running");
+    let context = page_context(
+        &principal,
+        "servers",
+        context! { site => sv(SiteView::from_record(&site)), deployment => sv(deployment), live => live },
+    );
+    Ok(render(StatusCode::OK, "site_deployment.html", context))
+}
+
+/// `POST /sites/{site_id}/deploy-key`: gives the site its own deploy key.
+pub async fn site_deploy_key_generate(
+    State(state): State<AppState>,
+    SessionUser(principal): SessionUser,
+    headers: HeaderMap,
+    Path(site_id): Path<String>,
+) -> Result<Response, PageError> {
+    let site_id = parse_id(&site_id, "site")?;
+    let result = site_deploy_keys::generate(&state.operations, &principal, site_id)
+        .await
+        .map(|_| format!("/sites/{site_id}?notice=deploy_key_generated#git-access"));
+    outcome(&state, &principal, &headers, site_id, result).await
+}
+
+/// `POST /sites/{site_id}/deploy-key/delete`: the site uses the server's key again.
+pub async fn site_deploy_key_remove(
+    State(state): State<AppState>,
+    SessionUser(principal): SessionUser,
+    headers: HeaderMap,
+    Path(site_id): Path<String>,
+) -> Result<Response, PageError> {
+    let site_id = parse_id(&site_id, "site")?;
+    let result = site_deploy_keys::remove(&state.operations, &principal, site_id)
+        .await
+        .map(|_| format!("/sites/{site_id}?notice=deploy_key_deleted#git-access"));
+    outcome(&state, &principal, &headers, site_id, result).await
 }
