@@ -30,6 +30,7 @@ const TEMPLATES: &[(&str, &str)] = embedded_templates![
     "site_new.html",
     "site_show.html",
     "site_command.html",
+    "site_deployment.html",
     "site_env.html",
     "site_files.html",
     "jobs_list.html",
@@ -54,22 +55,19 @@ static ENVIRONMENT: LazyLock<Environment<'static>> = LazyLock::new(|| {
     environment
 });
 
-/// Renders `name` with `context`. A template error is a bug: it is logged and
-/// answered as a plain error page.
-pub fn render(name: &str, context: minijinja::Value) -> String {
-    match ENVIRONMENT
+/// Renders `name` with `context`. A template error is a bug: it is logged and the
+/// error is the plain error page to answer with a 500.
+pub fn render(name: &str, context: minijinja::Value) -> Result<String, String> {
+    ENVIRONMENT
         .get_template(name)
         .and_then(|template| template.render(context))
-    {
-        Ok(html) => html,
-        Err(error) => {
+        .map_err(|error| {
             tracing::error!(template = name, error = %error, detail = ?error, "template rendering failed");
             error_page(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "This page could not be rendered; the details are in the server log.",
             )
-        }
-    }
+        })
 }
 
 /// The error page for `status`.

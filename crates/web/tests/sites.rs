@@ -2,8 +2,10 @@
 //! its install job), refuses a domain the server already serves (422 on `domain`),
 //! turns the webhook on (its secret answered once, never again), and the public
 //! webhook URL deploys a signed GitHub push (202) while refusing a forged one (401)
-//! and ignoring another branch (202 with the reason). The pages render: the server
-//! page lists the site, the site page shows the deploy button, history, releases,
+//! and ignoring another branch (202 with the reason). A deployment's log is answered
+//! by its own API and page (escaped), never in lists; the deploy key to add is the
+//! server's until the site has its own. The pages render: the server page lists the
+//! site, the site page shows the deploy button, history, releases, Git access,
 //! settings and webhook, the new-site form and a command run's page.
 
 mod common;
@@ -196,6 +198,109 @@ async fn sites_deploy_from_signed_webhooks_and_render_their_pages() {
         assert_eq!(status, StatusCode::OK);
         assert_eq!(history["data"][0]["commit"], COMMIT);
         assert_eq!(history["data"][0]["trigger"], "webhook");
+        assert!(
+            history["data"][0].get("output").is_none(),
+            "{backend}: lists leave the logs out"
+        );
+        let deployment_id = history["data"][0]["id"].as_i64().unwrap();
+        brokeforge_db::site_deployments::set_output(
+            app.db(),
+            deployment_id,
+            "==> Fetching the repository\n<script>alert(1)</script>\n",
+        )
+        .await
+        .unwrap();
+        let (status, deployment) = app
+            .api(
+                Method::GET,
+                &format!("/api/v1/sites/{site_id}/deployments/{deployment_id}"),
+                Some(&owner.token),
+                None,
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(
+            deployment["output"],
+            "==> Fetching the repository\n<script>alert(1)</script>\n"
+        );
+        let (status, _, html) = app
+            .page(
+                Method::GET,
+                &format!("/sites/{site_id}/deployments/{deployment_id}"),
+                Some(&owner),
+                &[],
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(html.contains("==&gt; Fetching the repository"), "{backend}: {html}");
+        assert!(!html.contains("<script>alert(1)"), "{backend}: the log is escaped");
+        let (status, _, _) = app
+            .page(
+                Method::GET,
+                &format!("/sites/{site_id}/deployments/{deployment_id}"),
+                Some(&other),
+                &[],
+            )
+            .await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{backend}");
+
+        // The deploy key to add: the server's until the site has its own.
+        brokeforge_db::servers::record_bootstrap(
+            app.db(),
+            server_id,
+            &brokeforge_db::servers::BootstrapReport {
+                host_keys: "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHostKey",
+                deploy_public_key: "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIServerKey brokeforge@web",
+                os_name: "debian",
+                os_version: "12",
+                os_codename: "bookworm",
+            },
+        )
+        .await
+        .unwrap();
+        let (status, key) = app
+            .api(
+                Method::GET,
+                &format!("/api/v1/sites/{site_id}/deploy-key"),
+                Some(&owner.token),
+                None,
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{backend}: {key}");
+        assert_eq!(key["kind"], "server");
+        assert_eq!(
+            key["public_key"],
+            "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIServerKey brokeforge@web"
+        );
+        brokeforge_db::sites::set_deploy_key(
+            app.db(),
+            site_id,
+            Some("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAISiteKey brokeforge-site-example.com\n"),
+        )
+        .await
+        .unwrap();
+        let (_, key) = app
+            .api(
+                Method::GET,
+                &format!("/api/v1/sites/{site_id}/deploy-key"),
+                Some(&owner.token),
+                None,
+            )
+            .await;
+        assert_eq!(key["kind"], "site");
+        assert_eq!(
+            key["public_key"],
+            "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAISiteKey brokeforge-site-example.com"
+        );
+        let (status, _) = app
+            .api(
+                Method::GET,
+                &format!("/api/v1/sites/{site_id}/deploy-key"),
+                Some(&other.token),
+                None,
+            )
+            .await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{backend}");
 
         // Pages.
         let (status, _, html) = app
@@ -215,6 +320,9 @@ async fn sites_deploy_from_signed_webhooks_and_render_their_pages() {
             "data-testid=\"deployments\"",
             "9fceb02",
             "Deploy settings",
+            "AAAAISiteKey",
+            "data-testid=\"deploy-key-delete\"",
+            "data-testid=\"git-host-keys\"",
         ] {
             assert!(html.contains(expected), "{backend}: the site page shows {expected}");
         }

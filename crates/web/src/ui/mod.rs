@@ -86,9 +86,12 @@ pub fn errors_context(errors: &FieldErrors) -> Value {
     sv(map)
 }
 
-/// A rendered page with a status.
+/// A rendered page with a status; a page that cannot be rendered answers 500.
 pub fn render(status: StatusCode, template: &str, context: Value) -> Response {
-    (status, Html(crate::templates::render(template, context))).into_response()
+    match crate::templates::render(template, context) {
+        Ok(html) => (status, Html(html)).into_response(),
+        Err(error_page) => (StatusCode::INTERNAL_SERVER_ERROR, Html(error_page)).into_response(),
+    }
 }
 
 /// The fixed messages a redirect can ask a page to show (`?notice=...`); arbitrary
