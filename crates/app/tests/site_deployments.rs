@@ -329,6 +329,7 @@ async fn a_static_site_deploys_redeploys_rolls_back_prunes_and_survives_a_failin
 
     let created = sites::create(
         fixture.queue(),
+        &fixture.environment.sealer,
         &fixture.owner,
         fixture.server_id,
         &SiteInput {

@@ -2,9 +2,12 @@
 //! in place of another), making none the default, asking again (no change) and the
 //! refusals; the switch command run for real against `nginx -t` on a configuration
 //! tree, which puts every file and the catch-all's link back when the check fails; and
-//! a real nginx serving the tree, where a request for an unknown name gets the
-//! catch-all's page, then the default site's page, then the catch-all's again.
-//! (Debian packages `nginx-light`; the tests fail without it.)
+//! the operation's own probes and plans run for real against a tree that a real nginx
+//! serves (the server's paths mapped into the tree, port 80 onto a free port, the
+//! reload onto `nginx -s reload`, as this machine runs no systemd): a request for an
+//! unknown name gets the catch-all's page, then the default site's page, then another
+//! site's, then the catch-all's again. (Debian package `nginx-light`; the tests fail
+//! without it.)
 
 mod common;
 
@@ -421,19 +424,8 @@ impl RunningNginx {
         nginx
     }
 
-    /// `nginx -s reload`, then waits until the new workers answer `host` with `expected`.
-    fn reload_until(&self, tree: &NginxTree, host: &str, expected: &str) {
-        let output = Command::new("nginx")
-            .args([
-                "-c",
-                &tree.dir.join("nginx.conf"),
-                "-p",
-                &format!("{}/", tree.dir.text()),
-            ])
-            .args(["-e", &tree.dir.join("logs/error.log"), "-s", "reload"])
-            .output()
-            .unwrap();
-        assert!(output.status.success(), "{}", describe(&output));
+    /// Waits until nginx (reloaded by a plan) answers `host` with `expected`.
+    fn wait_for(&self, host: &str, expected: &str) {
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             let body = self.get(host);
@@ -471,83 +463,162 @@ impl Drop for RunningNginx {
     }
 }
 
+/// The paths and ports of a server, mapped onto a tree (and back): nginx's
+/// directories, logs, the catch-all's page and brokeforge's home move below the tree,
+/// and port 80 becomes a free loopback port (`[::]:80` another loopback address, so
+/// the mapping can be undone).
+struct Localized<'a> {
+    tree: &'a NginxTree,
+    pairs: Vec<(String, String)>,
+}
+
+impl<'a> Localized<'a> {
+    fn new(tree: &'a NginxTree, port: u16) -> Self {
+        let pairs = vec![
+            ("listen [::]:80".to_owned(), format!("listen 127.0.0.2:{port}")),
+            ("listen 80".to_owned(), format!("listen 127.0.0.1:{port}")),
+            (
+                "/etc/nginx/sites-available".to_owned(),
+                tree.dir.join("sites-available"),
+            ),
+            ("/etc/nginx/sites-enabled".to_owned(), tree.dir.join("sites-enabled")),
+            ("/var/log/nginx".to_owned(), tree.dir.join("logs")),
+            ("/var/www/brokeforge-default".to_owned(), tree.dir.join("catch-all")),
+            ("/home/brokeforge".to_owned(), tree.dir.join("home")),
+        ];
+        Localized { tree, pairs }
+    }
+
+    fn here(&self, text: &str) -> String {
+        self.pairs
+            .iter()
+            .fold(text.to_owned(), |text, (server, local)| text.replace(server, local))
+    }
+
+    fn back(&self, text: &str) -> String {
+        self.pairs
+            .iter()
+            .fold(text.to_owned(), |text, (server, local)| text.replace(local, server))
+    }
+
+    /// A planned command as it runs here: `nginx -t` checks the tree, and reloading
+    /// nginx signals the tree's nginx (this machine runs no systemd).
+    fn command(&self, cmd: &brokeforge_core::Cmd) -> String {
+        let test = self.tree.test_words();
+        let reload = test.replace("nginx -t -q", "nginx -s reload");
+        let text = self.here(&cmd.render_for_execution()).replace(
+            "nginx -t && systemctl reload-or-restart nginx",
+            &format!("{test} && {reload}"),
+        );
+        match text.strip_suffix(" nginx -t") {
+            Some(words) => format!("{words} {test}"),
+            None => text,
+        }
+    }
+
+    /// The facts of `input` read from the tree by the operation's own probes (nginx's
+    /// package is installed: this machine has Debian's nginx-light).
+    fn facts(&self, input: &DefaultSiteInput) -> DefaultSiteFacts {
+        let outputs: brokeforge_packages::ProbeOutputs = DefaultSiteUpdate::fact_probes(input)
+            .iter()
+            .map(|probe| {
+                if probe.key() == "default_site_packages" {
+                    return (
+                        probe.key(),
+                        brokeforge_packages::ProbeOutput::success("nginx 1.22.1-9 install ok installed\n"),
+                    );
+                }
+                let output = run_text(&self.command(probe.cmd()));
+                let text = |bytes: &[u8]| self.back(&String::from_utf8_lossy(bytes));
+                let output = brokeforge_packages::ProbeOutput::new(
+                    output.status.code().unwrap() as u32,
+                    text(&output.stdout),
+                    text(&output.stderr),
+                );
+                (probe.key(), output)
+            })
+            .collect();
+        DefaultSiteUpdate::parse_facts(input, &outputs).unwrap()
+    }
+
+    /// Plans `input` against the tree and runs the plan, step by step.
+    fn operate(&self, input: &DefaultSiteInput) -> brokeforge_core::Plan {
+        let plan = DefaultSiteUpdate::plan(input, &self.facts(input)).unwrap();
+        for step in plan.steps() {
+            match step {
+                brokeforge_core::Step::Run { cmd, .. } => {
+                    let output = run_text(&self.command(cmd));
+                    assert!(output.status.success(), "{cmd}\n{}", describe(&output));
+                }
+                brokeforge_core::Step::Upload { path, contents, .. } => {
+                    let text = String::from_utf8(contents.expose_bytes().to_vec()).unwrap();
+                    std::fs::write(self.here(path.as_str()), self.here(&text)).unwrap();
+                }
+                _ => {}
+            }
+        }
+        plan
+    }
+}
+
 #[test]
 fn a_real_nginx_serves_the_default_site_for_unknown_names_and_the_catch_all_again_after() {
     let tree = NginxTree::new("serve");
     let port = free_port();
-    let listen = |text: String| {
-        text.replace("listen 80", &format!("listen 127.0.0.1:{port}"))
-            .lines()
-            .filter(|line| !line.contains("listen [::]:80"))
-            .map(|line| format!("{line}\n"))
-            .collect::<String>()
-    };
-    // The catch-all's page and each site's live release, below the tree.
-    let page_root = tree.dir.join("catch-all");
-    std::fs::create_dir_all(&page_root).unwrap();
+    let local = Localized::new(&tree, port);
+    // The server as provisioning and two site installations leave it: the catch-all
+    // with its page, and shop and blog, each with a live release.
+    std::fs::create_dir_all(tree.dir.join("catch-all")).unwrap();
     let page = render(Template::NginxDefaultPage, &serde_json::json!({})).unwrap();
-    std::fs::write(format!("{page_root}/index.html"), page).unwrap();
+    std::fs::write(tree.dir.join("catch-all/index.html"), page).unwrap();
     let catch_all = render(
         Template::NginxDefaultSite,
-        &serde_json::json!({ "page_root": page_root, "reject_tls_handshakes": false }),
+        &serde_json::json!({ "page_root": "/var/www/brokeforge-default", "reject_tls_handshakes": false }),
     )
     .unwrap();
-    tree.enable("brokeforge-default", &listen(String::from_utf8(catch_all).unwrap()));
-    let home = tree.dir.join("home");
+    tree.enable(
+        "brokeforge-default",
+        &local.here(&String::from_utf8(catch_all).unwrap()),
+    );
     let shop = site("shop.example.com", SiteType::Static);
     let blog = site("blog.example.com", SiteType::Static);
-    let vhost = |input: &SiteInstallInput, default_server: bool| {
-        listen(tree.adapt(&render_vhost(input, default_server).unwrap())).replace("/home/brokeforge", &home)
-    };
     for input in [&shop, &blog] {
-        let release = format!("{home}/{}/releases/20261128100000", input.domain());
-        std::fs::create_dir_all(&release).unwrap();
+        let root = local.here(input.layout().root().as_str());
+        std::fs::create_dir_all(format!("{root}/releases/20261128100000")).unwrap();
         std::fs::write(
-            format!("{release}/index.html"),
+            format!("{root}/releases/20261128100000/index.html"),
             format!("<h1>{}</h1>\n", input.domain()),
         )
         .unwrap();
-        std::os::unix::fs::symlink("releases/20261128100000", format!("{home}/{}/current", input.domain())).unwrap();
-        tree.enable(&format!("{}.conf", input.domain()), &vhost(input, false));
+        std::os::unix::fs::symlink("releases/20261128100000", format!("{root}/current")).unwrap();
+        let vhost = String::from_utf8(render_vhost(input, false).unwrap()).unwrap();
+        tree.enable(&format!("{}.conf", input.domain()), &local.here(&vhost));
     }
     let nginx = RunningNginx::start(&tree, port);
     assert!(nginx.get("203.0.113.10").contains("No site here yet"));
     assert!(nginx.get("shop.example.com").contains("<h1>shop.example.com</h1>"));
 
     // shop becomes the default site: unknown names get its page.
-    upload(&tree, "shop.example.com.conf", &vhost(&shop, true));
-    let output = run_text(&switch_in_tree(
-        &tree,
-        &["shop.example.com.conf"],
-        CatchAllChange::Disable,
-    ));
-    assert!(output.status.success(), "{}", describe(&output));
-    nginx.reload_until(&tree, "203.0.113.10", "<h1>shop.example.com</h1>");
+    let make_shop = DefaultSiteInput::new(Some(shop.clone()), None).unwrap();
+    local.operate(&make_shop);
+    nginx.wait_for("203.0.113.10", "<h1>shop.example.com</h1>");
     assert!(nginx.get("unknown.example").contains("<h1>shop.example.com</h1>"));
     assert!(nginx.get("blog.example.com").contains("<h1>blog.example.com</h1>"));
+    assert!(!catch_all_enabled(&tree));
+    // Asking again changes nothing.
+    assert!(local.operate(&make_shop).is_noop());
 
     // blog takes shop's place.
-    upload(&tree, "blog.example.com.conf", &vhost(&blog, true));
-    upload(&tree, "shop.example.com.conf", &vhost(&shop, false));
-    let output = run_text(&switch_in_tree(
-        &tree,
-        &["blog.example.com.conf", "shop.example.com.conf"],
-        CatchAllChange::Keep,
-    ));
-    assert!(output.status.success(), "{}", describe(&output));
-    nginx.reload_until(&tree, "unknown.example", "<h1>blog.example.com</h1>");
+    let make_blog = DefaultSiteInput::new(Some(blog.clone()), Some(shop.clone())).unwrap();
+    local.operate(&make_blog);
+    nginx.wait_for("unknown.example", "<h1>blog.example.com</h1>");
     assert!(nginx.get("shop.example.com").contains("<h1>shop.example.com</h1>"));
 
     // No site is the default: the catch-all's page again.
-    upload(&tree, "blog.example.com.conf", &vhost(&blog, false));
-    let output = run_text(&switch_in_tree(
-        &tree,
-        &["blog.example.com.conf"],
-        CatchAllChange::Enable,
-    ));
-    assert!(output.status.success(), "{}", describe(&output));
-    nginx.reload_until(&tree, "unknown.example", "No site here yet");
+    local.operate(&DefaultSiteInput::new(None, Some(blog.clone())).unwrap());
+    nginx.wait_for("unknown.example", "No site here yet");
     assert!(nginx.get("blog.example.com").contains("<h1>blog.example.com</h1>"));
+    assert!(catch_all_enabled(&tree));
 }
 
 /// A free loopback port.

@@ -170,7 +170,7 @@ const UNPACK_SCRIPT: &str = concat!(
     "'",
 );
 
-/// The command that checks the downloaded archive (see [`VERIFY_SCRIPT`]).
+/// The command that checks the downloaded archive against the published SHA-1.
 pub fn verify_checksum_cmd(archive: &RemotePath, checksum: &RemotePath, url: &DownloadUrl) -> Cmd {
     Cmd::new("sh")
         .lit("-c")
@@ -181,7 +181,7 @@ pub fn verify_checksum_cmd(archive: &RemotePath, checksum: &RemotePath, url: &Do
         .arg(url)
 }
 
-/// The command that unpacks the archive into `release` (see [`UNPACK_SCRIPT`]).
+/// The command that unpacks the archive into `release` and checks it held WordPress.
 pub fn unpack_cmd(archive: &RemotePath, release: &RemotePath) -> Cmd {
     Cmd::new("sh")
         .lit("-c")
