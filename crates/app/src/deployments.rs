@@ -82,15 +82,22 @@ pub struct Release {
     pub is_current: bool,
 }
 
-/// The id of a release made now, later than every release the site ever had, so
-/// two deployments in one second still get their own directories (the package
-/// would switch to an existing finished release of the same id instead of building).
-async fn next_release_id(db: &Db, site_id: i64) -> Result<ReleaseId, AppError> {
+/// The id of a release made now, later than every release the site ever had (its
+/// deployments' and its live one, which may be WordPress's first release), so two
+/// releases in one second still get their own directories (the package would switch
+/// to an existing finished release of the same id instead of building).
+pub(crate) async fn next_release_id(db: &Db, site_id: i64) -> Result<ReleaseId, AppError> {
     let latest = deployment_table::latest_release_id(db, site_id).await?;
+    let live = site_table::find(db, site_id)
+        .await?
+        .and_then(|site| site.current_release);
     let now = Utc::now().timestamp().max(0);
-    let after_latest = latest
-        .and_then(|release| NaiveDateTime::parse_from_str(&release, "%Y%m%d%H%M%S").ok())
+    let after_latest = [latest, live]
+        .into_iter()
+        .flatten()
+        .filter_map(|release| NaiveDateTime::parse_from_str(&release, "%Y%m%d%H%M%S").ok())
         .map(|time| time.and_utc().timestamp() + 1)
+        .max()
         .unwrap_or(0);
     ReleaseId::from_unix_seconds(now.max(after_latest) as u64).map_err(AppError::internal)
 }

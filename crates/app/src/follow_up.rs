@@ -1,6 +1,7 @@
 //! What happens after a package operation's job finishes: the next step of a
 //! server's provisioning is enqueued, a firewall rule's status follows its job, a
-//! PHP version's extension list follows its extension jobs. The follow-up travels
+//! PHP version's extension list follows its extension jobs, a site's default flag
+//! follows its default-site job. The follow-up travels
 //! in the job's payload, so the handler itself stays thin.
 
 use serde::{Deserialize, Serialize};
@@ -25,6 +26,9 @@ pub enum FollowUp {
     DeleteServer,
     /// The job installs (or, `removing`, removes) site `site_id`.
     Site { site_id: i64, removing: bool },
+    /// The job makes site `site_id` the default site (`default`), or makes no site
+    /// the default in its place.
+    DefaultSite { site_id: i64, default: bool },
 }
 
 /// How the job ended.
@@ -63,6 +67,9 @@ pub async fn run(
         }
         FollowUp::Site { site_id, removing } => {
             crate::sites::after_job(environment, job_id, *site_id, *removing, finished).await
+        }
+        FollowUp::DefaultSite { site_id, default } => {
+            crate::sites::after_default_job(environment, server_id, *site_id, *default, finished).await
         }
     }
 }

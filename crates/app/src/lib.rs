@@ -27,5 +27,6 @@ pub mod site_files;
 pub mod site_operations;
 pub mod sites;
 pub mod webhooks;
+pub mod wordpress;
 
 pub use error::{AppError, FieldErrors};

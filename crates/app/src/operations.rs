@@ -25,6 +25,7 @@ use brokeforge_packages::nodejs::NodeJsInstall;
 use brokeforge_packages::php::extension::{PhpExtensionInstall, PhpExtensionRemove};
 use brokeforge_packages::php::{PhpCliDefaultInstall, PhpInstall, PhpRemove};
 use brokeforge_packages::server_access::ServerAccessRemove;
+use brokeforge_packages::site::default_site::DefaultSiteUpdate;
 use brokeforge_packages::site::deploy::{SiteDeploy, SiteRollback};
 use brokeforge_packages::site::deploy_key::{SiteDeployKeyInstall, SiteDeployKeyRemove};
 use brokeforge_packages::site::env::EnvFileWrite;
@@ -640,6 +641,7 @@ pub enum PackageOperation {
     SiteCommandRun(<SiteCommandRun as Operation>::Input),
     SiteInstall(<SiteInstall as Operation>::Input),
     SiteRemove(<SiteRemove as Operation>::Input),
+    DefaultSiteUpdate(<DefaultSiteUpdate as Operation>::Input),
     GitKnownHostsInstall(<GitKnownHostsInstall as Operation>::Input),
     SiteDeploy(<SiteDeploy as Operation>::Input),
     SiteRollback(<SiteRollback as Operation>::Input),
@@ -714,6 +716,9 @@ pub async fn execute_payload(
         PackageOperation::SiteCommandRun(input) => execute::<SiteCommandRun>(environment, events, job_id, input).await,
         PackageOperation::SiteInstall(input) => execute::<SiteInstall>(environment, events, job_id, input).await,
         PackageOperation::SiteRemove(input) => execute::<SiteRemove>(environment, events, job_id, input).await,
+        PackageOperation::DefaultSiteUpdate(input) => {
+            execute::<DefaultSiteUpdate>(environment, events, job_id, input).await
+        }
         PackageOperation::GitKnownHostsInstall(input) => {
             execute::<GitKnownHostsInstall>(environment, events, job_id, input).await
         }

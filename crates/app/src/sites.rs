@@ -7,7 +7,14 @@
 //! marks it `removing` and enqueues one `SiteRemove` job. Each job carries a
 //! `FollowUp::Site`, and [`after_job`] moves the row on: `active` after an
 //! installation, deleted with its history after a removal, `failed` with the job's
-//! message when it failed for good.
+//! message when it failed for good. A WordPress site takes its database settings at
+//! creation (the password sealed at rest, never answered back) and, once installed,
+//! one more job puts WordPress into its first release ([`crate::wordpress`]) before it
+//! becomes `active`.
+//!
+//! Making a site the server's default site ([`set_default`]) is one
+//! `DefaultSiteUpdate` job; the `is_default` flag follows when it succeeded
+//! ([`after_default_job`]).
 //!
 //! Every use case checks the token scope and reaches the site through its server's
 //! owner, so another user's site answers exactly like an unknown one.
@@ -15,16 +22,19 @@
 use brokeforge_core::{Domain, GitBranch, PhpVersion, Secret};
 use brokeforge_db::package_records;
 use brokeforge_db::servers::ServerRecord;
+use brokeforge_db::site_wordpress::{self, NewWordPress};
 use brokeforge_db::sites::{self as site_table, DeploySettings, NewSite, SiteRecord};
 use brokeforge_db::{Db, Sealer};
 use brokeforge_packages::Package;
 use brokeforge_packages::nginx::Nginx;
 use brokeforge_packages::php::{Php, PhpCliDefault};
+use brokeforge_packages::site::default_site::DefaultSiteInput;
 use brokeforge_packages::site::git::KnownHostEntry;
 use brokeforge_packages::site::install::{SiteInputError, SiteInstallInput};
+use brokeforge_packages::site::wp_config::{DatabasePassword, DownloadUrl, WordPressDatabase};
 use brokeforge_packages::site::{DeployScript, GitRepositoryUrl, KeepReleases, SiteType, WebDirectory};
 use brokeforge_queue::{JobId, JobState, Queue};
-use serde::Deserialize;
+use serde::{Deserialize, Deserializer};
 
 use crate::auth::{Principal, Scope};
 use crate::error::{AppError, FieldErrors};
@@ -84,14 +94,45 @@ pub struct SiteInput {
     /// Host keys of a self-hosted Git server (`known_hosts` lines): a JSON list, or
     /// one text with a line each.
     pub git_host_keys: Option<serde_json::Value>,
+    /// WordPress only: the name of the database WordPress uses.
+    pub database_name: Option<String>,
+    /// WordPress only: the database user WordPress logs in as.
+    pub database_user: Option<String>,
+    /// WordPress only: that user's password. Secret: sealed at rest, never shown again.
+    #[serde(default, deserialize_with = "secret_text")]
+    pub database_password: Option<Secret<String>>,
+    /// WordPress only: where the database listens (`localhost` when left out).
+    pub database_host: Option<String>,
+    /// WordPress only: the prefix of WordPress's tables (`wp_` when left out).
+    pub table_prefix: Option<String>,
+    /// WordPress only: where WordPress is downloaded from (wordpress.org's latest
+    /// release when left out); its SHA-1 checksum is read from the same URL with
+    /// `.sha1` appended.
+    pub wordpress_download_url: Option<String>,
 }
 
-/// A validated new site: what installing it needs, and its Git settings.
+/// Deserializes optional text straight into a [`Secret`].
+fn secret_text<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Secret<String>>, D::Error> {
+    Ok(Option::<String>::deserialize(deserializer)?.map(Secret::new))
+}
+
+/// A WordPress site's settings: its database (the password apart) and where
+/// WordPress is downloaded from.
+#[derive(Debug, Clone)]
+pub struct WordPressSettings {
+    pub database: WordPressDatabase,
+    pub password: DatabasePassword,
+    pub download_url: DownloadUrl,
+}
+
+/// A validated new site: what installing it needs, its Git settings and, for
+/// WordPress, its database.
 #[derive(Debug, Clone)]
 pub struct ValidSite {
     pub install: SiteInstallInput,
     pub git: Option<(GitRepositoryUrl, GitBranch)>,
     pub git_host_keys: Vec<KnownHostEntry>,
+    pub wordpress: Option<WordPressSettings>,
 }
 
 impl ValidSite {
@@ -243,8 +284,9 @@ impl SiteInput {
             }
             _ => None,
         };
-        let (Some(install), Some(web_directory), Some(git), Some(git_host_keys)) =
-            (install, web_directory, git, git_host_keys)
+        let wordpress = self.validate_wordpress(site_type, &mut errors);
+        let (Some(install), Some(web_directory), Some(git), Some(git_host_keys), Some(wordpress)) =
+            (install, web_directory, git, git_host_keys, wordpress)
         else {
             return Err(errors);
         };
@@ -259,7 +301,118 @@ impl SiteInput {
             install,
             git,
             git_host_keys,
+            wordpress,
         })
+    }
+
+    /// The WordPress settings: required for WordPress sites, refused for the others.
+    /// `None` when a field is invalid (its problem is in `errors`).
+    fn validate_wordpress(
+        &self,
+        site_type: Option<SiteType>,
+        errors: &mut FieldErrors,
+    ) -> Option<Option<WordPressSettings>> {
+        let password = self
+            .database_password
+            .as_ref()
+            .filter(|password| !password.expose().is_empty());
+        let Some(site_type) = site_type else {
+            // The type itself is refused already.
+            return Some(None);
+        };
+        if site_type != SiteType::WordPress {
+            let given = [
+                ("database_name", trimmed(&self.database_name).is_some()),
+                ("database_user", trimmed(&self.database_user).is_some()),
+                ("database_password", password.is_some()),
+                ("database_host", trimmed(&self.database_host).is_some()),
+                ("table_prefix", trimmed(&self.table_prefix).is_some()),
+                (
+                    "wordpress_download_url",
+                    trimmed(&self.wordpress_download_url).is_some(),
+                ),
+            ];
+            let mut refused = false;
+            for (field, _) in given.iter().filter(|(_, given)| *given) {
+                errors.add(field, "Only WordPress sites take database and download settings.");
+                refused = true;
+            }
+            return (!refused).then_some(None);
+        }
+        fn parsed<T: std::str::FromStr>(
+            errors: &mut FieldErrors,
+            field: &'static str,
+            text: Option<&str>,
+            missing: &str,
+        ) -> Option<T>
+        where
+            T::Err: std::fmt::Display,
+        {
+            match text {
+                None => {
+                    errors.add(field, missing);
+                    None
+                }
+                Some(text) => text
+                    .parse::<T>()
+                    .map_err(|error| errors.add(field, sentence(&error.to_string())))
+                    .ok(),
+            }
+        }
+        let name = parsed(
+            errors,
+            "database_name",
+            trimmed(&self.database_name),
+            "Enter the name of the database WordPress uses.",
+        );
+        let user = parsed(
+            errors,
+            "database_user",
+            trimmed(&self.database_user),
+            "Enter the database user WordPress logs in as.",
+        );
+        let host = parsed(
+            errors,
+            "database_host",
+            Some(trimmed(&self.database_host).unwrap_or("localhost")),
+            "",
+        );
+        let table_prefix = parsed(
+            errors,
+            "table_prefix",
+            Some(trimmed(&self.table_prefix).unwrap_or("wp_")),
+            "",
+        );
+        let download_url = parsed(
+            errors,
+            "wordpress_download_url",
+            Some(trimmed(&self.wordpress_download_url).unwrap_or(DownloadUrl::WORDPRESS_ORG)),
+            "",
+        );
+        let password = match password {
+            None => {
+                errors.add("database_password", "Enter the database user's password.");
+                None
+            }
+            Some(password) => DatabasePassword::new(password.clone())
+                .map_err(|error| errors.add("database_password", sentence(&error.to_string())))
+                .ok(),
+        };
+        let (Some(name), Some(user), Some(host), Some(table_prefix), Some(download_url), Some(password)) =
+            (name, user, host, table_prefix, download_url, password)
+        else {
+            return None;
+        };
+        Some(Some(WordPressSettings {
+            database: WordPressDatabase {
+                name,
+                user,
+                host,
+                table_prefix,
+            },
+            password,
+            download_url,
+        }))
     }
 }
 
@@ -435,6 +588,7 @@ pub struct SiteJob {
 /// server, or its PHP version is not installed there.
 pub async fn create(
     queue: &Queue,
+    sealer: &Sealer,
     principal: &Principal,
     server_id: i64,
     input: &SiteInput,
@@ -515,6 +669,12 @@ pub async fn create(
         }
         other => other.into(),
     })?;
+    if let Some(wordpress) = &valid.wordpress
+        && let Err(error) = store_wordpress(db, sealer, record.id, wordpress).await
+    {
+        let _ = site_table::delete(db, record.id).await;
+        return Err(error);
+    }
     let record = site_table::find(db, record.id).await?.unwrap_or(record);
     let job_id = match start_install(queue, &record).await {
         Ok(job_id) => job_id,
@@ -540,6 +700,35 @@ pub async fn create(
     .await;
     let site = site_table::find(db, record.id).await?.unwrap_or(record);
     Ok(SiteJob { site, job_id })
+}
+
+/// Stores a WordPress site's settings, its database password sealed.
+async fn store_wordpress(
+    db: &Db,
+    sealer: &Sealer,
+    site_id: i64,
+    wordpress: &WordPressSettings,
+) -> Result<(), AppError> {
+    let sealed = sealer
+        .seal_str(
+            wordpress.password.secret().expose(),
+            &site_wordpress::password_aad(site_id),
+        )
+        .map_err(AppError::internal)?;
+    site_wordpress::insert(
+        db,
+        &NewWordPress {
+            site_id,
+            database_name: wordpress.database.name.as_str(),
+            database_user: wordpress.database.user.as_str(),
+            database_host: wordpress.database.host.as_str(),
+            table_prefix: wordpress.database.table_prefix.as_str(),
+            database_password_sealed: &sealed,
+            download_url: wordpress.download_url.as_str(),
+        },
+    )
+    .await?;
+    Ok(())
 }
 
 /// Enqueues the job that installs (or brings up to date) `site` on its server.
@@ -799,12 +988,120 @@ pub async fn after_job(
                 .await;
             }
         }
+        Finished::Succeeded(_) if site.site_type == SiteType::WordPress.as_str() => {
+            // WordPress goes into the site's first release before it counts as active.
+            if let Err(error) = crate::wordpress::start(&environment.queue, &site).await {
+                let message = format!("the WordPress job could not be queued: {error}");
+                site_table::set_status(db, site_id, STATUS_FAILED, Some(&message)).await?;
+            }
+        }
         Finished::Succeeded(_) => {
             site_table::set_status(db, site_id, STATUS_ACTIVE, None).await?;
         }
         Finished::Failed(error) => {
             site_table::set_status(db, site_id, STATUS_FAILED, Some(&error.to_string())).await?;
         }
+    }
+    Ok(())
+}
+
+/// Makes one of the caller's sites the server's default site (`default`), or makes
+/// no site the default (`!default`): one `DefaultSiteUpdate` job, which rewrites the
+/// site's server block (and the previous default's) and turns nginx's catch-all site
+/// off or on, all checked by `nginx -t` and put back when the check fails. The flag
+/// changes when the job succeeded.
+pub async fn set_default(
+    queue: &Queue,
+    principal: &Principal,
+    site_id: i64,
+    default: bool,
+) -> Result<SiteJob, AppError> {
+    principal.require(Scope::Deploy)?;
+    let db = queue.db();
+    let (site, server) = owned_site_and_server(db, principal, site_id).await?;
+    if site.status != STATUS_ACTIVE {
+        return Err(AppError::Conflict(
+            match site.status.as_str() {
+                STATUS_INSTALLING => "This site is still being installed; change the default site once that finished.",
+                STATUS_REMOVING => "This site is being removed.",
+                _ => "This site's installation failed; install it again first.",
+            }
+            .to_owned(),
+        ));
+    }
+    let input = if default {
+        let previous = site_table::list_for_server(db, server.id)
+            .await?
+            .into_iter()
+            .find(|other| other.is_default && other.id != site.id);
+        let previous = previous
+            .as_ref()
+            .map(crate::site_operations::install_input)
+            .transpose()?;
+        DefaultSiteInput::new(Some(crate::site_operations::install_input(&site)?), previous)
+    } else {
+        DefaultSiteInput::new(None, Some(crate::site_operations::install_input(&site)?))
+    }
+    .map_err(AppError::internal)?;
+    let payload = PackageOperationPayload {
+        events: EventTarget::Site {
+            server_id: server.id,
+            site_id,
+        },
+        operation: crate::operations::PackageOperation::DefaultSiteUpdate(input),
+        follow_up: Some(FollowUp::DefaultSite { site_id, default }),
+    };
+    let job_id = operations::enqueue(queue, &payload).await?;
+    let (action, message) = if default {
+        (
+            "site.default_set",
+            format!(
+                "Started making the site {} the default site of \"{}\" (job #{job_id})",
+                site.domain, server.name
+            ),
+        )
+    } else {
+        (
+            "site.default_unset",
+            format!(
+                "Started making no site the default site of \"{}\" in place of {} (job #{job_id})",
+                server.name, site.domain
+            ),
+        )
+    };
+    crate::audit::record(
+        db,
+        &principal.actor(),
+        action,
+        Some(server.id),
+        Some(&format!("site:{site_id}")),
+        &message,
+    )
+    .await;
+    Ok(SiteJob { site, job_id })
+}
+
+/// Records the default site once its job succeeded: `site_id` becomes the server's
+/// only default site (`default`), or the server has none (`!default`, when `site_id`
+/// still is the default). A failed job changed nothing on the server, nor here.
+pub async fn after_default_job(
+    environment: &OperationEnvironment,
+    server_id: i64,
+    site_id: i64,
+    default: bool,
+    finished: Finished<'_>,
+) -> Result<(), brokeforge_db::DbError> {
+    let db = &environment.db;
+    if !matches!(finished, Finished::Succeeded(_)) {
+        return Ok(());
+    }
+    let Some(site) = site_table::find(db, site_id).await? else {
+        return Ok(());
+    };
+    if default {
+        site_table::set_default(db, server_id, Some(site_id)).await?;
+    } else if site.is_default {
+        site_table::set_default(db, server_id, None).await?;
     }
     Ok(())
 }
@@ -864,8 +1161,10 @@ pub async fn disable_webhook(db: &Db, principal: &Principal, site_id: i64) -> Re
     Ok(())
 }
 
-/// Registers the job kinds of sites: deployments (and rollbacks) and site commands.
+/// Registers the job kinds of sites: deployments (and rollbacks), site commands and
+/// WordPress's installation.
 pub fn register(registry: &mut brokeforge_queue::Registry, environment: &OperationEnvironment) {
     crate::deployments::register(registry, environment);
     crate::site_commands::register(registry, environment);
+    crate::wordpress::register(registry, environment);
 }

@@ -333,6 +333,7 @@ async fn a_static_site_deploys_redeploys_rolls_back_prunes_and_survives_a_failin
 
     let created = sites::create(
         fixture.queue(),
+        &fixture.environment.sealer,
         &fixture.owner,
         fixture.server_id,
         &SiteInput {
@@ -606,6 +607,7 @@ async fn a_site_deploys_over_ssh_with_its_own_key_from_a_pinned_self_hosted_git_
 
     let created = sites::create(
         fixture.queue(),
+        &fixture.environment.sealer,
         &fixture.owner,
         fixture.server_id,
         &SiteInput {

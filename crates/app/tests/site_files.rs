@@ -112,16 +112,22 @@ async fn fixture() -> Fixture {
 }
 
 impl Fixture {
-    /// Creates a site of `site_type` and reports its installation as done.
+    /// Creates a site of `site_type` and reports its installation as done (for
+    /// WordPress, its WordPress job too).
     async fn site(&self, domain: &str, site_type: &str) -> i64 {
+        let wordpress = site_type == "wordpress";
         let created = sites::create(
             &self.environment.queue,
+            &self.environment.sealer,
             &self.owner,
             self.server_id,
             &SiteInput {
                 domain: Some(domain.to_owned()),
                 site_type: Some(site_type.to_owned()),
                 php_version: (site_type != "static").then(|| "8.3".to_owned()),
+                database_name: wordpress.then(|| "wp".to_owned()),
+                database_user: wordpress.then(|| "wp".to_owned()),
+                database_password: wordpress.then(|| Secret::new("wp-password".to_owned())),
                 ..SiteInput::default()
             },
         )
@@ -143,6 +149,17 @@ impl Fixture {
         )
         .await
         .unwrap();
+        if wordpress {
+            let site = brokeforge_db::sites::find(&self.environment.db, created.site.id)
+                .await
+                .unwrap()
+                .unwrap();
+            let job = brokeforge_queue::JobId(site.job_id.expect("the WordPress job"));
+            self.environment.queue.cancel(job).await.unwrap();
+            brokeforge_db::sites::set_status(&self.environment.db, site.id, "active", None)
+                .await
+                .unwrap();
+        }
         created.site.id
     }
 

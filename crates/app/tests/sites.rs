@@ -17,7 +17,9 @@ use brokeforge_app::operations::{
 use brokeforge_app::site_commands::{self, COMMAND_KIND, CommandInput, CommandPayload};
 use brokeforge_app::sites::{self, DeploySettingsInput, SiteInput};
 use brokeforge_app::webhooks::{self, Provider, WebhookError, WebhookOutcome, WebhookRequest};
+use brokeforge_app::wordpress::{WORDPRESS_KIND, WordPressPayload};
 use brokeforge_app::{AppError, FieldErrors};
+use brokeforge_core::Secret;
 use brokeforge_db::servers::{self, ServerFields};
 use brokeforge_db::site_deployments as deployment_table;
 use brokeforge_db::sites as site_table;
@@ -191,9 +193,15 @@ impl Fixture {
 
     /// Creates a site and reports its install job as succeeded: an active site.
     async fn active_site(&self, domain: &str) -> i64 {
-        let created = sites::create(self.queue(), &self.owner, self.server_id, &input(domain))
-            .await
-            .unwrap();
+        let created = sites::create(
+            self.queue(),
+            &self.environment.sealer,
+            &self.owner,
+            self.server_id,
+            &input(domain),
+        )
+        .await
+        .unwrap();
         self.finish(
             created.job_id.0,
             FollowUp::Site {
@@ -232,9 +240,15 @@ async fn creating_a_site_validates_every_field_and_enqueues_one_install_job() {
             ..SiteInput::default()
         };
         let errors = fields(
-            sites::create(queue, &fixture.owner, fixture.server_id, &bad)
-                .await
-                .unwrap_err(),
+            sites::create(
+                queue,
+                &fixture.environment.sealer,
+                &fixture.owner,
+                fixture.server_id,
+                &bad,
+            )
+            .await
+            .unwrap_err(),
         );
         let names: Vec<&str> = errors.fields().collect();
         assert_eq!(
@@ -255,9 +269,15 @@ async fn creating_a_site_validates_every_field_and_enqueues_one_install_job() {
             ..input("app.example.com")
         };
         let errors = fields(
-            sites::create(queue, &fixture.owner, fixture.server_id, &php_missing)
-                .await
-                .unwrap_err(),
+            sites::create(
+                queue,
+                &fixture.environment.sealer,
+                &fixture.owner,
+                fixture.server_id,
+                &php_missing,
+            )
+            .await
+            .unwrap_err(),
         );
         assert!(
             errors.first("php_version").unwrap().contains("not installed"),
@@ -269,9 +289,15 @@ async fn creating_a_site_validates_every_field_and_enqueues_one_install_job() {
             ..input("app.example.com")
         };
         let errors = fields(
-            sites::create(queue, &fixture.owner, fixture.server_id, &branch_alone)
-                .await
-                .unwrap_err(),
+            sites::create(
+                queue,
+                &fixture.environment.sealer,
+                &fixture.owner,
+                fixture.server_id,
+                &branch_alone,
+            )
+            .await
+            .unwrap_err(),
         );
         assert!(errors.first("git_repository").is_some(), "{backend}");
         assert!(
@@ -293,9 +319,15 @@ async fn creating_a_site_validates_every_field_and_enqueues_one_install_job() {
             www: Some(true),
             ..input("example.com")
         };
-        let created = sites::create(queue, &fixture.owner, fixture.server_id, &laravel)
-            .await
-            .unwrap();
+        let created = sites::create(
+            queue,
+            &fixture.environment.sealer,
+            &fixture.owner,
+            fixture.server_id,
+            &laravel,
+        )
+        .await
+        .unwrap();
         let site = &created.site;
         assert_eq!(site.status, sites::STATUS_INSTALLING, "{backend}");
         assert_eq!(site.php_version.as_deref(), Some("8.3"), "{backend}");
@@ -349,9 +381,15 @@ async fn creating_a_site_validates_every_field_and_enqueues_one_install_job() {
             ),
         ] {
             let errors = fields(
-                sites::create(queue, &fixture.owner, fixture.server_id, &again)
-                    .await
-                    .unwrap_err(),
+                sites::create(
+                    queue,
+                    &fixture.environment.sealer,
+                    &fixture.owner,
+                    fixture.server_id,
+                    &again,
+                )
+                .await
+                .unwrap_err(),
             );
             assert!(
                 errors
@@ -365,13 +403,26 @@ async fn creating_a_site_validates_every_field_and_enqueues_one_install_job() {
 
         // Another user's server is not found; a read-only token may not create.
         not_found(
-            sites::create(queue, &fixture.other, fixture.server_id, &input("b.example.com"))
-                .await
-                .unwrap_err(),
+            sites::create(
+                queue,
+                &fixture.environment.sealer,
+                &fixture.other,
+                fixture.server_id,
+                &input("b.example.com"),
+            )
+            .await
+            .unwrap_err(),
         );
         let reader = principal(fixture.owner.user_id, &[Scope::Read]);
         assert!(matches!(
-            sites::create(queue, &reader, fixture.server_id, &input("b.example.com")).await,
+            sites::create(
+                queue,
+                &fixture.environment.sealer,
+                &reader,
+                fixture.server_id,
+                &input("b.example.com")
+            )
+            .await,
             Err(AppError::Forbidden(_))
         ));
         not_found(sites::get(fixture.db(), &fixture.other, site.id).await.unwrap_err());
@@ -402,6 +453,290 @@ async fn creating_a_site_validates_every_field_and_enqueues_one_install_job() {
                 .await
                 .unwrap();
         assert!(audit.iter().any(|event| event.action == "site.created"), "{backend}");
+    }
+}
+
+fn wordpress(domain: &str, password: &str) -> SiteInput {
+    SiteInput {
+        domain: Some(domain.to_owned()),
+        site_type: Some("wordpress".to_owned()),
+        database_name: Some("blog".to_owned()),
+        database_user: Some("blog_user".to_owned()),
+        database_password: Some(Secret::new(password.to_owned())),
+        ..SiteInput::default()
+    }
+}
+
+#[tokio::test]
+async fn a_wordpress_site_seals_its_password_and_gets_wordpress_after_its_installation() {
+    for fixture in both().await {
+        let backend = fixture.backend;
+        let queue = fixture.queue();
+        let sealer = &fixture.environment.sealer;
+        let password = "pa'ss\\word $x";
+
+        // The database settings are required for WordPress, and checked.
+        let bad = SiteInput {
+            database_name: Some("blog;drop".to_owned()),
+            database_user: None,
+            database_password: None,
+            database_host: Some("host name".to_owned()),
+            table_prefix: Some("wp-".to_owned()),
+            wordpress_download_url: Some("ftp://example.com/wp.tar.gz".to_owned()),
+            ..wordpress("blog.example.com", password)
+        };
+        let errors = fields(
+            sites::create(queue, sealer, &fixture.owner, fixture.server_id, &bad)
+                .await
+                .unwrap_err(),
+        );
+        let names: Vec<&str> = errors.fields().collect();
+        assert_eq!(
+            names,
+            [
+                "database_host",
+                "database_name",
+                "database_password",
+                "database_user",
+                "table_prefix",
+                "wordpress_download_url"
+            ],
+            "{backend}"
+        );
+        assert!(
+            !format!("{bad:?}").contains("pa'ss"),
+            "{backend}: Debug masks the password"
+        );
+        // Other types take none of them.
+        let errors = fields(
+            sites::create(
+                queue,
+                sealer,
+                &fixture.owner,
+                fixture.server_id,
+                &SiteInput {
+                    site_type: Some("php".to_owned()),
+                    ..wordpress("php.example.com", password)
+                },
+            )
+            .await
+            .unwrap_err(),
+        );
+        assert!(errors.first("database_password").is_some(), "{backend}: {errors:?}");
+        assert!(fixture.jobs().await.is_empty(), "{backend}");
+
+        let created = sites::create(
+            queue,
+            sealer,
+            &fixture.owner,
+            fixture.server_id,
+            &wordpress("blog.example.com", password),
+        )
+        .await
+        .unwrap();
+        let site_id = created.site.id;
+        let stored = brokeforge_db::site_wordpress::find(fixture.db(), site_id)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (
+                stored.database_name.as_str(),
+                stored.database_user.as_str(),
+                stored.database_host.as_str(),
+                stored.table_prefix.as_str(),
+                stored.download_url.as_str()
+            ),
+            (
+                "blog",
+                "blog_user",
+                "localhost",
+                "wp_",
+                "https://wordpress.org/latest.tar.gz"
+            ),
+            "{backend}"
+        );
+        let sealed = brokeforge_db::site_wordpress::password_sealed(fixture.db(), site_id)
+            .await
+            .unwrap()
+            .unwrap();
+        let opened = sealer
+            .open_string(&sealed, &brokeforge_db::site_wordpress::password_aad(site_id))
+            .unwrap();
+        assert_eq!(opened.as_str(), password, "{backend}");
+        assert!(
+            sealer
+                .open_string(&sealed, &brokeforge_db::site_wordpress::password_aad(site_id + 1))
+                .is_err(),
+            "{backend}: bound to its site"
+        );
+
+        // The install job, then the WordPress job: neither payload holds the password.
+        let jobs = fixture.jobs().await;
+        assert_eq!(jobs.len(), 1, "{backend}");
+        assert!(!jobs[0].payload.to_string().contains("pa'ss"), "{backend}");
+        fixture
+            .finish(
+                created.job_id.0,
+                FollowUp::Site {
+                    site_id,
+                    removing: false,
+                },
+                Finished::Succeeded(&succeeded()),
+            )
+            .await;
+        let site = fixture.site(site_id).await.unwrap();
+        assert_eq!(site.status, sites::STATUS_INSTALLING, "{backend}: WordPress is next");
+        let jobs = fixture.jobs().await;
+        assert_eq!(jobs.len(), 2, "{backend}");
+        let job = &jobs[1];
+        assert_eq!(job.kind, WORDPRESS_KIND, "{backend}");
+        assert_eq!(site.job_id, Some(job.id.0), "{backend}");
+        let payload: WordPressPayload = serde_json::from_value(job.payload.clone()).unwrap();
+        assert_eq!((payload.server_id, payload.site_id), (fixture.server_id, site_id));
+        assert_eq!(payload.release.as_str().len(), 14);
+        let text = job.payload.to_string();
+        assert!(
+            !text.contains("pa'ss") && !text.contains("password"),
+            "{backend}: {text}"
+        );
+
+        // The WordPress settings go with the site.
+        assert!(brokeforge_db::sites::delete(fixture.db(), site_id).await.unwrap());
+        assert!(
+            brokeforge_db::site_wordpress::find(fixture.db(), site_id)
+                .await
+                .unwrap()
+                .is_none(),
+            "{backend}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_default_site_is_one_job_and_its_flag_follows_the_job() {
+    for fixture in both().await {
+        let backend = fixture.backend;
+        let queue = fixture.queue();
+        let first = fixture.active_site("first.example.com").await;
+        let second = fixture.active_site("second.example.com").await;
+
+        not_found(
+            sites::set_default(queue, &fixture.other, first, true)
+                .await
+                .unwrap_err(),
+        );
+        not_found(
+            sites::set_default(queue, &fixture.other, first, false)
+                .await
+                .unwrap_err(),
+        );
+        let writer = principal(fixture.owner.user_id, &[Scope::Read, Scope::Write]);
+        assert!(matches!(
+            sites::set_default(queue, &writer, first, true).await,
+            Err(AppError::Forbidden(_))
+        ));
+
+        let started = sites::set_default(queue, &fixture.owner, first, true).await.unwrap();
+        let job = fixture.jobs().await.pop().unwrap();
+        assert_eq!(job.id, started.job_id, "{backend}");
+        let payload: PackageOperationPayload = serde_json::from_value(job.payload).unwrap();
+        assert_eq!(
+            payload.follow_up,
+            Some(FollowUp::DefaultSite {
+                site_id: first,
+                default: true
+            })
+        );
+        let PackageOperation::DefaultSiteUpdate(input) = &payload.operation else {
+            panic!("{backend}: expected a default-site change, got {:?}", payload.operation);
+        };
+        assert_eq!(input.site().unwrap().domain().as_str(), "first.example.com");
+        assert!(input.previous().is_none(), "{backend}");
+        // A failed job changes nothing; a successful one makes the site the default.
+        let refused = OperationError::Refused("nginx -t failed".to_owned());
+        let follow_up = FollowUp::DefaultSite {
+            site_id: first,
+            default: true,
+        };
+        fixture
+            .finish(started.job_id.0, follow_up.clone(), Finished::Failed(&refused))
+            .await;
+        assert!(!fixture.site(first).await.unwrap().is_default, "{backend}");
+        fixture
+            .finish(started.job_id.0, follow_up, Finished::Succeeded(&succeeded()))
+            .await;
+        assert!(fixture.site(first).await.unwrap().is_default, "{backend}");
+
+        // The second site takes its place: the first is the previous default.
+        let started = sites::set_default(queue, &fixture.owner, second, true).await.unwrap();
+        let payload: PackageOperationPayload =
+            serde_json::from_value(fixture.jobs().await.pop().unwrap().payload).unwrap();
+        let PackageOperation::DefaultSiteUpdate(input) = &payload.operation else {
+            panic!("{backend}: expected a default-site change");
+        };
+        assert_eq!(input.site().unwrap().domain().as_str(), "second.example.com");
+        assert_eq!(input.previous().unwrap().domain().as_str(), "first.example.com");
+        fixture
+            .finish(
+                started.job_id.0,
+                FollowUp::DefaultSite {
+                    site_id: second,
+                    default: true,
+                },
+                Finished::Succeeded(&succeeded()),
+            )
+            .await;
+        assert!(!fixture.site(first).await.unwrap().is_default, "{backend}");
+        assert!(fixture.site(second).await.unwrap().is_default, "{backend}");
+
+        // No site the default.
+        let started = sites::set_default(queue, &fixture.owner, second, false).await.unwrap();
+        let payload: PackageOperationPayload =
+            serde_json::from_value(fixture.jobs().await.pop().unwrap().payload).unwrap();
+        let PackageOperation::DefaultSiteUpdate(input) = &payload.operation else {
+            panic!("{backend}: expected a default-site change");
+        };
+        assert!(input.site().is_none());
+        assert_eq!(input.previous().unwrap().domain().as_str(), "second.example.com");
+        fixture
+            .finish(
+                started.job_id.0,
+                FollowUp::DefaultSite {
+                    site_id: second,
+                    default: false,
+                },
+                Finished::Succeeded(&succeeded()),
+            )
+            .await;
+        assert!(!fixture.site(second).await.unwrap().is_default, "{backend}");
+
+        // Only an installed site can be the default.
+        let installing = sites::create(
+            queue,
+            &fixture.environment.sealer,
+            &fixture.owner,
+            fixture.server_id,
+            &self::input("third.example.com"),
+        )
+        .await
+        .unwrap();
+        assert!(matches!(
+            sites::set_default(queue, &fixture.owner, installing.site.id, true).await,
+            Err(AppError::Conflict(_))
+        ));
+        let audit =
+            brokeforge_app::audit::list_for_server(fixture.db(), fixture.owner.user_id, fixture.server_id, None, 20)
+                .await
+                .unwrap();
+        assert!(
+            audit.iter().any(|event| event.action == "site.default_set"),
+            "{backend}"
+        );
+        assert!(
+            audit.iter().any(|event| event.action == "site.default_unset"),
+            "{backend}"
+        );
     }
 }
 
@@ -461,9 +796,15 @@ async fn each_deployment_is_one_job_and_its_outcome_is_recorded() {
     for fixture in both().await {
         let backend = fixture.backend;
         let queue = fixture.queue();
-        let created = sites::create(queue, &fixture.owner, fixture.server_id, &input("deploy.example.com"))
-            .await
-            .unwrap();
+        let created = sites::create(
+            queue,
+            &fixture.environment.sealer,
+            &fixture.owner,
+            fixture.server_id,
+            &input("deploy.example.com"),
+        )
+        .await
+        .unwrap();
         let site_id = created.site.id;
         assert!(
             matches!(

@@ -491,6 +491,8 @@ fn the_cli_reaches_site_environments_and_files_through_the_api() {
         (&["sites", "files", "999", "cat", "shared/.env"][..], ""),
         (&["sites", "files", "999", "put", "public/x.txt", "-"][..], "hello\n"),
         (&["sites", "files", "999", "rm", "public/x.txt", "--json"][..], ""),
+        (&["sites", "default", "999"][..], ""),
+        (&["sites", "default", "999", "--unset", "--follow"][..], ""),
     ] {
         let output = cli(&config, args, stdin);
         assert!(!output.status.success(), "{args:?}");

@@ -25,6 +25,7 @@ pub mod sessions;
 pub mod setup;
 pub mod site_commands;
 pub mod site_deployments;
+pub mod site_wordpress;
 pub mod sites;
 pub mod throttle;
 pub mod users;

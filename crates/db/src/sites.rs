@@ -4,7 +4,8 @@
 //! [`find_owned`], which joins the owner in the same query).
 //!
 //! The webhook secret is stored sealed (`webhook_secret_sealed`, associated data
-//! [`webhook_secret_aad`]); records never carry it, only whether one is set.
+//! [`webhook_secret_aad`]); records never carry it, only whether one is set. A
+//! WordPress site's settings live in [`crate::site_wordpress`].
 
 use chrono::{DateTime, Utc};
 use sqlx::types::Json;
@@ -353,13 +354,19 @@ pub async fn set_webhook_secret(db: &Db, site_id: i64, sealed: Option<&[u8]>) ->
     Ok(changed == 1)
 }
 
-/// Deletes a site with its deployments, command history and events; its sealed
-/// webhook secret is overwritten first. False when it was already gone.
+/// Deletes a site with its deployments, command history, events and WordPress
+/// settings; its sealed webhook secret and database password are overwritten first.
+/// False when it was already gone.
 pub async fn delete(db: &Db, site_id: i64) -> Result<bool, DbError> {
     let deleted = crate::with_pool!(db, |pool| {
         let mut transaction = pool.begin().await?;
         sqlx::query("UPDATE server_sites SET webhook_secret_sealed = NULL WHERE id = $1")
             .bind(site_id)
+            .execute(&mut *transaction)
+            .await?;
+        sqlx::query("UPDATE site_wordpress SET database_password_sealed = $2 WHERE site_id = $1")
+            .bind(site_id)
+            .bind(Vec::<u8>::new())
             .execute(&mut *transaction)
             .await?;
         let deleted = sqlx::query("DELETE FROM server_sites WHERE id = $1")

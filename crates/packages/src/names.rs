@@ -115,6 +115,8 @@ string_enum! {
         Site => "site",
         /// Which site answers requests for the server's IP address.
         DefaultSite => "default-site",
+        /// WordPress in a site's release, with its `wp-config.php`.
+        WordPress => "wordpress",
         /// A site's Git repository.
         GitRepository => "git-repository",
         /// A site's own deploy key.
@@ -150,7 +152,9 @@ impl PackageName {
             PackageName::Composer => PackageType::Composer,
             PackageName::MonitoringAgent => PackageType::Monitoring,
             PackageName::BrokeForgeAccess => PackageType::Access,
-            PackageName::Site | PackageName::DefaultSite | PackageName::SiteFiles => PackageType::Site,
+            PackageName::Site | PackageName::DefaultSite | PackageName::WordPress | PackageName::SiteFiles => {
+                PackageType::Site
+            }
             PackageName::GitRepository | PackageName::DeployKey => PackageType::Git,
             PackageName::Deployment => PackageType::Deployment,
             PackageName::EnvFile => PackageType::Env,

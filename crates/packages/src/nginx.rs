@@ -18,9 +18,16 @@
 //!   own. nginx 1.18 on Ubuntu 22.04 predates that directive; there the catch-all
 //!   listens on HTTP only.
 //!
+//! A site can take the catch-all's place as the server's default site (see
+//! [`crate::site::default_site`]): its server block then declares `default_server` and the
+//! catch-all is disabled. Installing nginx again leaves it so: the enabled server
+//! blocks that declare `default_server` are a fact, and while one of them is a site's,
+//! the catch-all stays disabled (and is disabled, should both be enabled).
+//!
 //! Every reload is chained after `nginx -t`, so a configuration that fails its check
 //! never reaches the running server. Facts: the release, the nginx (and apache2)
-//! package states, `nginx -v`, the nginx service, and BrokeForge's files.
+//! package states, `nginx -v`, the nginx service, BrokeForge's files and the enabled
+//! server blocks that declare `default_server`.
 //! Installing refuses while apache2 is installed and nginx is not, since apache2 holds
 //! port 80; BrokeForge does not remove someone else's web server.
 
@@ -70,6 +77,60 @@ const MAIN_CONFIG_PROBE: &str = "nginx_main_config";
 const DEFAULT_SITE_PROBE: &str = "nginx_default_site";
 const DEFAULT_PAGE_PROBE: &str = "nginx_default_page";
 const LINKS_PROBE: &str = "nginx_site_links";
+const DEFAULT_SERVERS_PROBE: &str = "nginx_default_servers";
+
+/// The directory of the enabled server blocks.
+pub const SITES_ENABLED: &str = "/etc/nginx/sites-enabled";
+
+/// Lists the enabled server blocks that declare `default_server` on a `listen` line,
+/// run as `sh -c SCRIPT`: one path a line; nothing when there are none.
+const DEFAULT_SERVERS_SCRIPT: &str = concat!(
+    "'",
+    r#"for f in /etc/nginx/sites-enabled/*; do [ -f "$f" ] || continue; "#,
+    r#"if grep -Eq "^[[:space:]]*listen[[:space:]][^;#]*[[:space:]]default_server" -- "$f"; then printf "%s\n" "$f"; fi; done"#,
+    "'",
+);
+
+/// The probe command for the enabled server blocks that declare `default_server`.
+pub fn default_servers_cmd() -> Cmd {
+    Cmd::new("sh").lit("-c").lit(DEFAULT_SERVERS_SCRIPT)
+}
+
+/// Parses the output of [`default_servers_cmd`]: the paths below `sites-enabled`.
+pub fn parse_default_servers(output: &ProbeOutput) -> Result<Vec<String>, UnexpectedOutput> {
+    if output.exit_code != 0 {
+        return Err(UnexpectedOutput(
+            "listing the server blocks that declare default_server failed".to_owned(),
+        ));
+    }
+    let servers: Vec<String> = output
+        .stdout
+        .lines()
+        .filter(|line| !line.is_empty())
+        .map(str::to_owned)
+        .collect();
+    if let Some(stranger) = servers
+        .iter()
+        .find(|path| !path.starts_with(&format!("{SITES_ENABLED}/")))
+    {
+        return Err(UnexpectedOutput(format!(
+            "expected paths below {SITES_ENABLED}, got {stranger:?}"
+        )));
+    }
+    Ok(servers)
+}
+
+/// Whether a server block declares `default_server` on one of its `listen` lines,
+/// as [`default_servers_cmd`] finds it.
+pub fn declares_default_server(text: &str) -> bool {
+    text.lines().any(|line| {
+        let Some(rest) = line.trim_start().strip_prefix("listen") else {
+            return false;
+        };
+        let directive = rest.split([';', '#']).next().unwrap_or_default();
+        rest.starts_with(char::is_whitespace) && directive.split_whitespace().any(|word| word == "default_server")
+    })
+}
 
 /// nginx, a server package.
 pub struct Nginx;
@@ -213,6 +274,9 @@ pub struct NginxFacts {
     pub brokeforge_default_enabled: bool,
     /// Whether a copy of the distribution's `nginx.conf` exists.
     pub main_config_backup_exists: bool,
+    /// The enabled server blocks other than the catch-all and the distribution's
+    /// default site that declare `default_server`: a site made the default.
+    pub site_default_servers: Vec<String>,
 }
 
 fn link_paths() -> [RemotePath; 3] {
@@ -236,6 +300,7 @@ fn nginx_probes() -> Vec<FactProbe> {
         FactProbe::new::<Nginx>(DEFAULT_SITE_PROBE, file_contents_cmd(&path(DEFAULT_SITE_PATH))),
         FactProbe::new::<Nginx>(DEFAULT_PAGE_PROBE, file_contents_cmd(&path(DEFAULT_PAGE_PATH))),
         FactProbe::new::<Nginx>(LINKS_PROBE, path_kinds_cmd(&link_paths())),
+        FactProbe::new::<Nginx>(DEFAULT_SERVERS_PROBE, default_servers_cmd()),
     ]
 }
 
@@ -254,6 +319,11 @@ fn parse_nginx_facts(outputs: &ProbeOutputs) -> Result<NginxFacts, FactError> {
         distro_default_enabled: exists(0),
         brokeforge_default_enabled: matches!(kinds.get(1), Some(Some(FileKind::SymbolicLink))),
         main_config_backup_exists: exists(2),
+        site_default_servers: outputs
+            .read(DEFAULT_SERVERS_PROBE, parse_default_servers)?
+            .into_iter()
+            .filter(|path| path != DEFAULT_SITE_LINK && path != DISTRO_DEFAULT_SITE_LINK)
+            .collect(),
     })
 }
 
@@ -282,6 +352,15 @@ struct MainConfigContext {
 struct DefaultSiteContext {
     page_root: &'static str,
     reject_tls_handshakes: bool,
+}
+
+/// Enables the catch-all site: `ln -sfn` of its configuration into `sites-enabled`.
+pub fn enable_catch_all_cmd() -> Cmd {
+    Cmd::new("ln")
+        .lit("-sfn")
+        .lit("--")
+        .lit(DEFAULT_SITE_PATH)
+        .lit(DEFAULT_SITE_LINK)
 }
 
 /// Checks the whole configuration, then reloads nginx (or starts it when stopped);
@@ -388,14 +467,15 @@ impl Operation for NginxInstall {
             steps.upload(path(DEFAULT_SITE_PATH), site, 0o644, Some(root()));
             changed = true;
         }
-        if !facts.brokeforge_default_enabled {
-            steps.run(
-                Cmd::new("ln")
-                    .lit("-sfn")
-                    .lit("--")
-                    .lit(DEFAULT_SITE_PATH)
-                    .lit(DEFAULT_SITE_LINK),
-            );
+        // A site made the default replaces the catch-all; two default servers would
+        // fail nginx's check.
+        let site_is_default = !facts.site_default_servers.is_empty();
+        if !site_is_default && !facts.brokeforge_default_enabled {
+            steps.run(enable_catch_all_cmd());
+            changed = true;
+        }
+        if site_is_default && facts.brokeforge_default_enabled {
+            steps.run(Cmd::new("rm").lit("-f").lit("--").lit(DEFAULT_SITE_LINK));
             changed = true;
         }
         // Installing nginx enables the distribution's default site, whose
@@ -419,7 +499,7 @@ impl Operation for NginxInstall {
         };
         plan.milestone(NginxInstallMilestone::Complete).persist(
             Record::new(Nginx::TYPE.as_str(), Nginx::NAME.as_str(), version).with_configuration(serde_json::json!({
-                "default_site": "static-page",
+                "default_site": if site_is_default { "site" } else { "static-page" },
                 "default_site_rejects_unknown_tls": os.nginx_rejects_tls_handshakes(),
                 "client_max_body_mb": input.client_max_body_mb,
             })),
@@ -522,5 +602,27 @@ mod tests {
         assert_eq!(input, NginxInstallInput::default());
         assert!(serde_json::from_str::<NginxInstallInput>(r#"{"client_max_body_mb":0}"#).is_err());
         assert!(serde_json::from_str::<NginxInstallInput>(r#"{"client_max_body_mb":"100m; return 200"}"#).is_err());
+    }
+
+    #[test]
+    fn default_servers_are_found_on_listen_lines_only() {
+        assert!(declares_default_server("server {\n    listen 80 default_server;\n}\n"));
+        assert!(declares_default_server("    listen [::]:80   default_server ;\n"));
+        assert!(declares_default_server("listen 443 ssl default_server;"));
+        assert!(!declares_default_server("# listen 80 default_server;\n"));
+        assert!(!declares_default_server("listen 80; # default_server\n"));
+        assert!(!declares_default_server("listen 80;\nserver_name default_server;\n"));
+        assert!(!declares_default_server("listener default_server;\n"));
+        assert!(!declares_default_server("listen 80 default_servers;\n"));
+        let output =
+            ProbeOutput::success("/etc/nginx/sites-enabled/a.conf\n/etc/nginx/sites-enabled/brokeforge-default\n");
+        assert_eq!(parse_default_servers(&output).unwrap().len(), 2);
+        assert!(parse_default_servers(&ProbeOutput::success("/etc/passwd\n")).is_err());
+        assert!(parse_default_servers(&ProbeOutput::new(2, "", "sh: oops")).is_err());
+        let inner = DEFAULT_SERVERS_SCRIPT
+            .strip_prefix('\'')
+            .and_then(|rest| rest.strip_suffix('\''))
+            .unwrap();
+        assert!(!inner.contains(['\'', '\n']) && inner.contains(SITES_ENABLED));
     }
 }

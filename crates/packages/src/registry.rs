@@ -15,11 +15,13 @@ use crate::nodejs::NodeJsInstall;
 use crate::php::extension::{PhpExtensionInstall, PhpExtensionRemove};
 use crate::php::{PhpCliDefaultInstall, PhpInstall, PhpRemove};
 use crate::server_access::ServerAccessRemove;
+use crate::site::default_site::DefaultSiteUpdate;
 use crate::site::deploy::{SiteDeploy, SiteRollback};
 use crate::site::env::EnvFileWrite;
 use crate::site::files::{SiteFileDelete, SiteFileWrite};
 use crate::site::git::GitKnownHostsInstall;
 use crate::site::install::{SiteInstall, SiteRemove};
+use crate::site::wordpress::WordPressInstall;
 use crate::site_command::SiteCommandRun;
 use crate::supervisor::SupervisorInstall;
 use crate::time_sync::{TimeSyncInstall, TimeSyncRemove};
@@ -95,6 +97,8 @@ pub fn operations() -> Vec<OperationInfo> {
         OperationInfo::of::<ServerAccessRemove>(),
         OperationInfo::of::<SiteInstall>(),
         OperationInfo::of::<SiteRemove>(),
+        OperationInfo::of::<DefaultSiteUpdate>(),
+        OperationInfo::of::<WordPressInstall>(),
         OperationInfo::of::<GitKnownHostsInstall>(),
         OperationInfo::of::<SiteDeploy>(),
         OperationInfo::of::<SiteRollback>(),

@@ -9,6 +9,11 @@
 //! the `shell_quote` filter, which quotes it as one word with `brokeforge_core`'s own
 //! quoting (the quoting `Cmd` uses), and refuses values that are neither text nor
 //! numbers. A test checks that the script template inserts nothing unfiltered.
+//!
+//! WordPress's `wp-config.php` passes every value through the `php_string` filter,
+//! which writes it as a PHP single-quoted string
+//! ([`crate::site::wp_config::php_single_quoted`]); a test checks that template the
+//! same way.
 
 use std::sync::OnceLock;
 
@@ -52,6 +57,10 @@ pub enum Template {
     /// `/etc/php/X.Y/fpm/pool.d/<domain>.conf`: one site's PHP-FPM pool. Context:
     /// `domain`, `version`, `pool`, `user`, `socket`, `max_children`.
     SitePhpFpmPool,
+    /// `<site>/shared/wp-config.php`: WordPress's configuration. Context: `db_name`,
+    /// `db_user`, `db_password`, `db_host`, `table_prefix`, `salts` (a list of `name`
+    /// and `value`), `abspath`; every value goes through `php_string`.
+    WordPressConfig,
 }
 
 impl Template {
@@ -66,6 +75,7 @@ impl Template {
         Template::BootstrapScript,
         Template::SiteVhost,
         Template::SitePhpFpmPool,
+        Template::WordPressConfig,
     ];
 
     /// The template's path below `crates/packages/templates/`.
@@ -80,6 +90,7 @@ impl Template {
             Template::BootstrapScript => "bootstrap/bootstrap.sh.j2",
             Template::SiteVhost => "site/nginx-vhost.conf.j2",
             Template::SitePhpFpmPool => "site/php-fpm-pool.conf.j2",
+            Template::WordPressConfig => "site/wp-config.php.j2",
         }
     }
 
@@ -95,6 +106,7 @@ impl Template {
             Template::BootstrapScript => include_str!("../templates/bootstrap/bootstrap.sh.j2"),
             Template::SiteVhost => include_str!("../templates/site/nginx-vhost.conf.j2"),
             Template::SitePhpFpmPool => include_str!("../templates/site/php-fpm-pool.conf.j2"),
+            Template::WordPressConfig => include_str!("../templates/site/wp-config.php.j2"),
         }
     }
 }
@@ -145,6 +157,7 @@ fn build_environment() -> Result<Environment<'static>, SyntaxProblem> {
         .expect("the default delimiters are valid");
     environment.set_syntax(syntax);
     environment.add_filter("shell_quote", shell_quote);
+    environment.add_filter("php_string", php_string);
     for template in Template::ALL {
         environment
             .add_template(template.name(), template.source())
@@ -173,6 +186,18 @@ fn shell_quote(value: &Value) -> Result<String, minijinja::Error> {
     let argument =
         ShellArg::new(text).map_err(|error| minijinja::Error::new(ErrorKind::InvalidOperation, error.to_string()))?;
     Ok(argument.quoted())
+}
+
+/// The `php_string` filter: text as a PHP single-quoted string literal. Anything but
+/// text is an error.
+fn php_string(value: &Value) -> Result<String, minijinja::Error> {
+    match value.as_str() {
+        Some(text) if value.kind() == ValueKind::String => Ok(crate::site::wp_config::php_single_quoted(text)),
+        _ => Err(minijinja::Error::new(
+            ErrorKind::InvalidOperation,
+            format!("php_string takes text, not {}", value.kind()),
+        )),
+    }
 }
 
 /// Renders `template` with the fields of `context` as its variables.

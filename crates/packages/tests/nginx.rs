@@ -1,6 +1,8 @@
 //! Nginx: `nginx -v` as each release prints it, and plan snapshots for installing on
 //! each release, on a provisioned server (no-op), after configuration drift, with
-//! apache2 in the way, and for removing.
+//! apache2 in the way, on a server whose default site is a site (the catch-all stays
+//! off, nothing changes), and for removing; the probe of the server blocks that
+//! declare `default_server` run against real files.
 
 mod common;
 
@@ -27,6 +29,7 @@ struct Server {
     default_site: ProbeOutput,
     default_page: ProbeOutput,
     links: ProbeOutput,
+    default_servers: ProbeOutput,
 }
 
 impl Server {
@@ -40,6 +43,7 @@ impl Server {
             default_site: cat_missing("/etc/nginx/sites-available/brokeforge-default"),
             default_page: cat_missing("/var/www/brokeforge-default/index.html"),
             links: stat_missing(LINKS),
+            default_servers: ProbeOutput::success(""),
         }
     }
 
@@ -71,6 +75,7 @@ impl Server {
                 "stat: cannot statx '/etc/nginx/sites-enabled/default': No such file or directory\n\
                  stat: cannot statx '/etc/nginx/nginx.conf.before-brokeforge': No such file or directory\n",
             ),
+            default_servers: ProbeOutput::success("/etc/nginx/sites-enabled/brokeforge-default\n"),
         }
     }
 
@@ -87,6 +92,7 @@ impl Server {
                 self.default_site,
                 self.default_page,
                 self.links,
+                self.default_servers,
             ],
         );
         NginxInstall::parse_facts(&input, &outputs).unwrap()
@@ -95,7 +101,7 @@ impl Server {
 
 #[test]
 fn probes() {
-    insta::assert_snapshot!(probe_text::<NginxInstall>(&NginxInstallInput::default()), @r"
+    insta::assert_snapshot!(probe_text::<NginxInstall>(&NginxInstallInput::default()), @r#"
     os_release: root$ cat -- /etc/os-release
     nginx_packages: root$ dpkg-query -W -f '${Package} ${Version} ${Status}\n' nginx'*' libnginx-mod-'*' apache2
     nginx_version: root$ nginx -v
@@ -104,7 +110,8 @@ fn probes() {
     nginx_default_site: root$ cat -- /etc/nginx/sites-available/brokeforge-default
     nginx_default_page: root$ cat -- /var/www/brokeforge-default/index.html
     nginx_site_links: root$ stat --printf '%n %F\n' -- /etc/nginx/sites-enabled/default /etc/nginx/sites-enabled/brokeforge-default /etc/nginx/nginx.conf.before-brokeforge
-    ");
+    nginx_default_servers: root$ sh -c 'for f in /etc/nginx/sites-enabled/*; do [ -f "$f" ] || continue; if grep -Eq "^[[:space:]]*listen[[:space:]][^;#]*[[:space:]]default_server" -- "$f"; then printf "%s\n" "$f"; fi; done'
+    "#);
     assert_eq!(
         probe_text::<NginxRemove>(&()),
         probe_text::<NginxInstall>(&NginxInstallInput::default())
@@ -171,6 +178,75 @@ fn install_when_present_changes_nothing() {
     let facts = Server::provisioned(input).facts();
     assert!(dry_run::<NginxInstall>(&input, &facts).unwrap().changes_nothing);
     insta::assert_snapshot!(check_plan::<NginxInstall>(&input, &facts));
+}
+
+#[test]
+fn installing_again_keeps_a_site_as_the_default_and_changes_nothing() {
+    let input = NginxInstallInput::default();
+    let mut server = Server::provisioned(input);
+    // The site example.com is the default: the catch-all is disabled.
+    server.links = stat_missing(LINKS);
+    server.default_servers = ProbeOutput::success("/etc/nginx/sites-enabled/example.com.conf\n");
+    let facts = server.facts();
+    assert_eq!(
+        facts.site_default_servers,
+        ["/etc/nginx/sites-enabled/example.com.conf"]
+    );
+    assert!(dry_run::<NginxInstall>(&input, &facts).unwrap().changes_nothing);
+    let plan = check_plan::<NginxInstall>(&input, &facts);
+    assert!(!plan.contains("ln -sfn"), "{plan}");
+    assert!(plan.contains(r#""default_site":"site""#), "{plan}");
+    insta::assert_snapshot!(plan);
+}
+
+#[test]
+fn installing_again_disables_the_catch_all_next_to_a_default_site() {
+    let input = NginxInstallInput::default();
+    let mut server = Server::provisioned(input);
+    server.default_servers = ProbeOutput::success(
+        "/etc/nginx/sites-enabled/brokeforge-default\n/etc/nginx/sites-enabled/example.com.conf\n",
+    );
+    let plan = check_plan::<NginxInstall>(&input, &server.facts());
+    assert!(
+        plan.contains("root$ rm -f -- /etc/nginx/sites-enabled/brokeforge-default\n"),
+        "{plan}"
+    );
+    assert!(plan.contains("nginx -t && systemctl reload-or-restart nginx"), "{plan}");
+}
+
+#[test]
+fn the_default_server_probe_reads_enabled_server_blocks() {
+    let dir = common::sandbox::TempDir::new("default-servers");
+    let enabled = dir.path().join("sites-enabled");
+    let available = dir.path().join("sites-available");
+    std::fs::create_dir_all(&enabled).unwrap();
+    std::fs::create_dir_all(&available).unwrap();
+    for (name, text) in [
+        ("brokeforge-default", "server {\n    listen 80 default_server;\n}\n"),
+        ("site.conf", "server {\n\tlisten [::]:80   default_server;\n}\n"),
+        (
+            "other.conf",
+            "server {\n    listen 80;\n    # listen 80 default_server;\n}\n",
+        ),
+        ("disabled.conf", "server {\n    listen 80 default_server;\n}\n"),
+    ] {
+        std::fs::write(available.join(name), text).unwrap();
+        if name != "disabled.conf" {
+            std::os::unix::fs::symlink(available.join(name), enabled.join(name)).unwrap();
+        }
+    }
+    std::os::unix::fs::symlink(available.join("gone.conf"), enabled.join("dangling.conf")).unwrap();
+    let cmd = brokeforge_packages::nginx::default_servers_cmd()
+        .render_for_execution()
+        .replace("/etc/nginx/sites-enabled", enabled.to_str().unwrap());
+    let output = std::process::Command::new("bash").arg("-c").arg(&cmd).output().unwrap();
+    assert!(output.status.success(), "{output:?}");
+    let mut found: Vec<String> = String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(|line| line.rsplit('/').next().unwrap().to_owned())
+        .collect();
+    found.sort();
+    assert_eq!(found, ["brokeforge-default", "site.conf"]);
 }
 
 #[test]

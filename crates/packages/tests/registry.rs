@@ -80,6 +80,8 @@ fn packages_group_their_operations() {
             PackageName::Composer,
             PackageName::BrokeForgeAccess,
             PackageName::Site,
+            PackageName::DefaultSite,
+            PackageName::WordPress,
             PackageName::GitRepository,
             PackageName::Deployment,
             PackageName::EnvFile,

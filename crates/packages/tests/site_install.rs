@@ -13,14 +13,15 @@ use brokeforge_core::{Domain, PhpVersion, RemotePath, Step};
 use brokeforge_packages::facts::FileKind;
 use brokeforge_packages::facts::{DpkgState, PackageState, PackageStates};
 use brokeforge_packages::site::install::{
-    ConfigCheck, PathState, SiteDirectories, SiteInstall, SiteInstallError, SiteInstallFacts, SiteInstallInput,
-    SiteRemove, SiteRemoveFacts, SiteRemoveInput, install_checked_cmd, site_logs_cmd,
+    CatchAll, ConfigCheck, PathState, SiteDirectories, SiteInstall, SiteInstallError, SiteInstallFacts,
+    SiteInstallInput, SiteRemove, SiteRemoveFacts, SiteRemoveInput, install_checked_cmd, site_logs_cmd,
 };
 use brokeforge_packages::site::pool::render_pool;
 use brokeforge_packages::site::vhost::render_vhost;
 use brokeforge_packages::site::{SiteLayout, SiteType};
 use brokeforge_packages::{Operation, ProbeOutput, Template, dry_run, render};
-use common::sandbox::{TempDir, describe, quote, run_text, shellcheck};
+use common::nginx::NginxTree;
+use common::sandbox::{TempDir, describe, run_text, shellcheck};
 use common::{check_plan, outputs_for, probe_text};
 
 fn domain(text: &str) -> Domain {
@@ -86,7 +87,7 @@ fn already_installed(input: &SiteInstallInput) -> SiteInstallFacts {
             releases: directory("brokeforge", 0o755),
             shared: directory("brokeforge", 0o755),
         },
-        vhost: Some(String::from_utf8(render_vhost(input).unwrap()).unwrap()),
+        vhost: Some(String::from_utf8(render_vhost(input, false).unwrap()).unwrap()),
         vhost_link: Some(layout.vhost().to_string()),
         pool: input
             .php_version()
@@ -177,6 +178,39 @@ fn installing_again_changes_nothing() {
         let text = check_plan::<SiteInstall>(&input, &facts);
         insta::assert_snapshot!(format!("installing_again_changes_nothing_{site_type}"), text);
     }
+}
+
+#[test]
+fn installing_again_keeps_the_default_site_the_default() {
+    let input = input(SiteType::WordPress);
+    let mut facts = already_installed(&input);
+    facts.vhost = Some(String::from_utf8(render_vhost(&input, true).unwrap()).unwrap());
+    let plan = SiteInstall::plan(&input, &facts).unwrap();
+    assert!(plan.is_noop(), "{plan}");
+    // A change of the site (another alias) rewrites the server block with default_server.
+    let changed = input.clone().with_aliases(vec![domain("example.net")]).unwrap();
+    let plan = SiteInstall::plan(&changed, &facts).unwrap();
+    let uploaded = plan
+        .steps()
+        .iter()
+        .find_map(|step| match step {
+            Step::Upload { path, contents, .. } if path.as_str().ends_with("example.com.conf.brokeforge-new") => {
+                Some(String::from_utf8(contents.expose_bytes().to_vec()).unwrap())
+            }
+            _ => None,
+        })
+        .unwrap();
+    assert!(uploaded.contains("    listen 80 default_server;\n    listen [::]:80 default_server;\n"));
+    assert!(uploaded.contains("example.net"));
+    // A site that is not the default stays so.
+    let plan = SiteInstall::plan(&changed, &already_installed(&input)).unwrap();
+    assert!(
+        !plan
+            .steps()
+            .iter()
+            .any(|step| matches!(step, Step::Upload { contents, .. }
+        if String::from_utf8_lossy(contents.expose_bytes()).contains("default_server")))
+    );
 }
 
 #[test]
@@ -315,84 +349,17 @@ fn the_record_describes_the_site() {
 #[test]
 fn rendered_server_blocks() {
     for site_type in SiteType::ALL {
-        let vhost = String::from_utf8(render_vhost(&input(*site_type)).unwrap()).unwrap();
+        let vhost = String::from_utf8(render_vhost(&input(*site_type), false).unwrap()).unwrap();
         insta::assert_snapshot!(format!("vhost_{site_type}"), vhost);
     }
+    let default = String::from_utf8(render_vhost(&input(SiteType::Php), true).unwrap()).unwrap();
+    insta::assert_snapshot!("vhost_default_site", default);
 }
 
 #[test]
 fn rendered_pool() {
     let layout = SiteLayout::new(&domain("example.com"));
     insta::assert_snapshot!(String::from_utf8(render_pool(&layout, PhpVersion::Php83).unwrap()).unwrap());
-}
-
-/// A configuration tree for `nginx -t`: BrokeForge's own `nginx.conf`, with its pid
-/// file, logs and `sites-enabled` moved into a temporary directory.
-struct NginxTree {
-    dir: TempDir,
-}
-
-impl NginxTree {
-    fn new(name: &str) -> Self {
-        let dir = TempDir::new(name);
-        for sub in ["sites-available", "sites-enabled", "logs"] {
-            std::fs::create_dir_all(dir.path().join(sub)).unwrap();
-        }
-        let main = String::from_utf8(
-            render(
-                Template::NginxConf,
-                &serde_json::json!({ "client_max_body_size_mb": 100 }),
-            )
-            .unwrap(),
-        )
-        .unwrap()
-        .replace("pid /run/nginx.pid;", &format!("pid {};", dir.join("nginx.pid")))
-        // The machine's dynamic modules load relative to the prefix; sites need none.
-        .replace("include /etc/nginx/modules-enabled/*.conf;", "")
-        .replace("/var/log/nginx/", &format!("{}/", dir.join("logs")))
-        .replace(
-            "include /etc/nginx/sites-enabled/*;",
-            &format!("include {}/*;", dir.join("sites-enabled")),
-        );
-        assert!(main.contains(dir.text()), "{main}");
-        std::fs::write(dir.path().join("nginx.conf"), main).unwrap();
-        NginxTree { dir }
-    }
-
-    /// The words that run `nginx -t` on this tree.
-    fn test_words(&self) -> String {
-        format!(
-            "nginx -t -q -c {} -p {} -e {}",
-            quote(&self.dir.join("nginx.conf")),
-            quote(&format!("{}/", self.dir.text())),
-            quote(&self.dir.join("logs/error.log"))
-        )
-    }
-
-    fn test(&self) -> std::process::Output {
-        run_text(&self.test_words())
-    }
-
-    /// A server block with its logs moved into the tree.
-    fn adapt(&self, vhost: &[u8]) -> String {
-        String::from_utf8(vhost.to_vec())
-            .unwrap()
-            .replace("/var/log/nginx/", &format!("{}/", self.dir.join("logs")))
-    }
-
-    fn available(&self, name: &str) -> String {
-        self.dir.join(&format!("sites-available/{name}"))
-    }
-
-    fn enabled(&self, name: &str) -> String {
-        self.dir.join(&format!("sites-enabled/{name}"))
-    }
-
-    /// Writes `text` as the enabled server block `name`.
-    fn enable(&self, name: &str, text: &str) {
-        std::fs::write(self.available(name), text).unwrap();
-        std::os::unix::fs::symlink(self.available(name), self.enabled(name)).unwrap();
-    }
 }
 
 #[test]
@@ -446,7 +413,7 @@ fn rendered_server_blocks_pass_nginx_t_together_with_the_default_site() {
     for input in &inputs {
         tree.enable(
             &format!("{}.conf", input.domain()),
-            &tree.adapt(&render_vhost(input).unwrap()),
+            &tree.adapt(&render_vhost(input, false).unwrap()),
         );
     }
     let output = tree.test();
@@ -512,9 +479,9 @@ fn upload(tree: &NginxTree, name: &str, text: &str) {
 #[test]
 fn a_bad_server_block_never_takes_the_other_sites_down() {
     let tree = NginxTree::new("rollback");
-    let good_a = tree.adapt(&render_vhost(&input(SiteType::Laravel)).unwrap());
+    let good_a = tree.adapt(&render_vhost(&input(SiteType::Laravel), false).unwrap());
     let other = SiteInstallInput::new(domain("other.example"), SiteType::Static, None).unwrap();
-    let good_b = tree.adapt(&render_vhost(&other).unwrap());
+    let good_b = tree.adapt(&render_vhost(&other, false).unwrap());
     let broken = good_b.replace("try_files $uri $uri/ =404;", "try_files $uri $uri/ =404");
 
     // A good site goes in.
@@ -622,11 +589,18 @@ fn removed_everything() -> SiteRemoveFacts {
         root_exists: false,
         git_access_files: Vec::new(),
         logs: Vec::new(),
+        is_default: false,
+        catch_all: CatchAll {
+            available: true,
+            enabled: true,
+        },
+        other_default_servers: Vec::new(),
     }
 }
 
 #[test]
 fn remove_probes_and_facts() {
+    let static_site = input(SiteType::Static);
     let input = SiteRemoveInput {
         domain: domain("example.com"),
     };
@@ -645,6 +619,13 @@ fn remove_probes_and_facts() {
             ),
             ProbeOutput::new(1, "/etc/php/8.3/fpm/pool.d/example.com.conf regular file\n", ""),
             ProbeOutput::success("/var/log/nginx/example.com-access.log\n/var/log/nginx/example.com-error.log.2.gz\n"),
+            ProbeOutput::success(String::from_utf8(render_vhost(&static_site, true).unwrap()).unwrap()),
+            ProbeOutput::new(
+                1,
+                "/etc/nginx/sites-available/brokeforge-default regular file\n",
+                "stat: cannot statx '/etc/nginx/sites-enabled/brokeforge-default': No such file or directory\n",
+            ),
+            ProbeOutput::success("/etc/nginx/sites-enabled/example.com.conf\n"),
         ],
     );
     let facts = SiteRemove::parse_facts(&input, &outputs).unwrap();
@@ -656,7 +637,27 @@ fn remove_probes_and_facts() {
         facts.git_access_files,
         ["/home/brokeforge/.ssh/sites/example.com".parse::<RemotePath>().unwrap()]
     );
-    insta::assert_snapshot!(check_plan::<SiteRemove>(&input, &facts));
+    // The site is the default: removing it enables the catch-all again.
+    assert!(facts.is_default && facts.catch_all.available && !facts.catch_all.enabled);
+    assert!(facts.other_default_servers.is_empty());
+    let plan = check_plan::<SiteRemove>(&input, &facts);
+    let unlink = plan.find("rm -f -- /etc/nginx/sites-enabled/example.com.conf").unwrap();
+    let catch_all = plan
+        .find("ln -sfn -- /etc/nginx/sites-available/brokeforge-default /etc/nginx/sites-enabled/brokeforge-default")
+        .unwrap();
+    let reload = plan.find("nginx -t && systemctl reload-or-restart nginx").unwrap();
+    assert!(unlink < catch_all && catch_all < reload, "{plan}");
+    insta::assert_snapshot!(plan);
+
+    // Another site's server block that declares default_server keeps the catch-all off.
+    let mut facts = facts;
+    facts.other_default_servers = vec!["/etc/nginx/sites-enabled/other.example.conf".to_owned()];
+    let plan = check_plan::<SiteRemove>(&input, &facts);
+    assert!(!plan.contains("brokeforge-default"), "{plan}");
+    // A site that is not the default leaves the catch-all as it is.
+    facts.other_default_servers.clear();
+    facts.is_default = false;
+    assert!(!check_plan::<SiteRemove>(&input, &facts).contains("brokeforge-default"));
 }
 
 #[test]

@@ -78,10 +78,16 @@ fn example_context(template: Template) -> serde_json::Value {
             "server_names": ["example.com", "www.example.com"], "web_root": "/home/brokeforge/example.com/current/public",
             "index": "index.php index.html", "access_log": "/var/log/nginx/example.com-access.log",
             "error_log": "/var/log/nginx/example.com-error.log", "socket": "/run/php/php8.3-fpm-example.com.sock",
+            "default_server": false,
         }),
         Template::SitePhpFpmPool => serde_json::json!({
             "domain": "example.com", "version": "8.3", "pool": "example.com", "user": "brokeforge",
             "socket": "/run/php/php8.3-fpm-example.com.sock", "max_children": 10,
+        }),
+        Template::WordPressConfig => serde_json::json!({
+            "db_name": "shop", "db_user": "shop", "db_password": "secret", "db_host": "localhost",
+            "table_prefix": "wp_", "salts": [{ "name": "AUTH_KEY", "value": "x" }],
+            "abspath": "/home/brokeforge/example.com/current/",
         }),
     }
 }
@@ -125,6 +131,29 @@ fn the_repository_sources_file_names_its_keyring() {
     Components: main
     Signed-By: /etc/apt/keyrings/brokeforge-php.gpg
     ");
+}
+
+#[test]
+fn every_value_of_wp_config_is_a_php_string_and_nothing_else_is_taken() {
+    let source = Template::WordPressConfig.source();
+    let mut expressions = 0;
+    for (index, _) in source.match_indices("{{") {
+        let end = source[index..].find("}}").unwrap() + index;
+        let expression = source[index + 2..end].trim();
+        assert!(expression.ends_with("| php_string"), "unfiltered: {expression}");
+        expressions += 1;
+    }
+    assert!(expressions >= 7);
+    let mut context = example_context(Template::WordPressConfig);
+    context["db_password"] = serde_json::json!(r"it's \ $x");
+    let text = String::from_utf8(render(Template::WordPressConfig, &context).unwrap()).unwrap();
+    assert!(text.contains(r"define( 'DB_PASSWORD', 'it\'s \\ $x' );"), "{text}");
+    for value in [serde_json::json!(3), serde_json::json!(["a"]), serde_json::json!(null)] {
+        let mut context = example_context(Template::WordPressConfig);
+        context["db_name"] = value.clone();
+        let error = render(Template::WordPressConfig, &context).unwrap_err();
+        assert!(matches!(error, TemplateError::Render { .. }), "{value}: {error:?}");
+    }
 }
 
 #[test]

@@ -210,6 +210,18 @@ pub fn table() -> RouteTable {
         )
         .add(
             "POST",
+            "/sites/{site_id}/default",
+            Session,
+            post(ui::sites::site_default_set),
+        )
+        .add(
+            "POST",
+            "/sites/{site_id}/default/unset",
+            Session,
+            post(ui::sites::site_default_unset),
+        )
+        .add(
+            "POST",
             "/sites/{site_id}/settings",
             Session,
             post(ui::sites::site_settings),
@@ -477,6 +489,18 @@ pub fn table() -> RouteTable {
             "/api/v1/sites/{site_id}/reinstall",
             Token(Deploy),
             post(api::sites::reinstall),
+        )
+        .add(
+            "POST",
+            "/api/v1/sites/{site_id}/default",
+            Token(Deploy),
+            post(api::sites::default_set),
+        )
+        .add(
+            "DELETE",
+            "/api/v1/sites/{site_id}/default",
+            Token(Deploy),
+            delete(api::sites::default_unset),
         )
         .add(
             "GET",

@@ -107,6 +107,19 @@
     source.addEventListener("end", function () { source.close(); });
   }
 
+  // Fields that belong to one site type (data-site-type) show only while that type is
+  // chosen in the select marked data-shows-site-type; without this script they all show.
+  var siteType = document.querySelector("select[data-shows-site-type]");
+  if (siteType) {
+    var showTypeFields = function () {
+      document.querySelectorAll("[data-site-type]").forEach(function (element) {
+        element.hidden = element.getAttribute("data-site-type") !== siteType.value;
+      });
+    };
+    siteType.addEventListener("change", showTypeFields);
+    showTypeFields();
+  }
+
   // Copy buttons: data-copy names the element whose text is copied.
   document.addEventListener("click", function (event) {
     var button = event.target.closest ? event.target.closest("[data-copy]") : null;

@@ -82,6 +82,8 @@ fn expectations() -> BTreeMap<(&'static str, &'static str), Expected> {
         ("POST", "/sites/{site_id}/rollback", [403, 404, 403, 303]),
         ("POST", "/sites/{site_id}/reinstall", [403, 404, 403, 303]),
         ("POST", "/sites/{site_id}/delete", [403, 404, 403, 303]),
+        ("POST", "/sites/{site_id}/default", [403, 404, 403, 303]),
+        ("POST", "/sites/{site_id}/default/unset", [403, 404, 403, 303]),
         ("POST", "/sites/{site_id}/settings", [403, 404, 403, 303]),
         ("POST", "/sites/{site_id}/webhook", [403, 404, 403, 200]),
         ("POST", "/sites/{site_id}/webhook/disable", [403, 404, 403, 303]),
@@ -201,6 +203,8 @@ fn expectations() -> BTreeMap<(&'static str, &'static str), Expected> {
         ("PATCH", "/api/v1/sites/{site_id}", [401, 404, 403, 200]),
         ("DELETE", "/api/v1/sites/{site_id}", [401, 404, 403, 202]),
         ("POST", "/api/v1/sites/{site_id}/reinstall", [401, 404, 403, 202]),
+        ("POST", "/api/v1/sites/{site_id}/default", [401, 404, 403, 202]),
+        ("DELETE", "/api/v1/sites/{site_id}/default", [401, 404, 403, 202]),
         ("GET", "/api/v1/sites/{site_id}/deployments", [401, 404, 403, 200]),
         ("POST", "/api/v1/sites/{site_id}/deployments", [401, 404, 403, 202]),
         (

@@ -495,3 +495,196 @@ async fn the_environment_and_files_of_another_users_site_answer_like_unknown_one
         assert!(page.contains("bootstrap"), "{backend}");
     }
 }
+
+#[tokio::test]
+async fn a_wordpress_site_keeps_its_password_and_the_default_site_is_the_owners_to_change() {
+    for app in TestApp::both().await {
+        let backend = app.backend;
+        let owner = app.user("owner@example.com", false).await;
+        let other = app.user("other@example.com", false).await;
+        let server_id = provisioned_server(&app, &owner.token).await;
+        let sites = format!("/api/v1/servers/{server_id}/sites");
+
+        // A WordPress site needs its database; the password never comes back.
+        let (status, refused) = app
+            .api(
+                Method::POST,
+                &sites,
+                Some(&owner.token),
+                Some(json!({ "domain": "blog.example.com", "site_type": "wordpress", "table_prefix": "wp-" })),
+            )
+            .await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{backend}: {refused}");
+        for field in ["database_name", "database_user", "database_password", "table_prefix"] {
+            assert!(
+                refused["error"]["fields"][field].is_array(),
+                "{backend}: {field}: {refused}"
+            );
+        }
+        let password = "s3cret-'pass'\\word";
+        let (status, created) = app
+            .api(
+                Method::POST,
+                &sites,
+                Some(&owner.token),
+                Some(json!({
+                    "domain": "blog.example.com", "site_type": "wordpress", "database_name": "blog",
+                    "database_user": "blog", "database_password": password,
+                })),
+            )
+            .await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{backend}: {created}");
+        let text = created.to_string();
+        assert!(
+            !text.contains("s3cret") && !text.contains("database_password"),
+            "{backend}: {text}"
+        );
+        let site_id = created["site"]["id"].as_i64().unwrap();
+        assert_eq!(created["site"]["is_default"], false);
+        let (_, shown) = app
+            .api(
+                Method::GET,
+                &format!("/api/v1/sites/{site_id}"),
+                Some(&owner.token),
+                None,
+            )
+            .await;
+        assert!(!shown.to_string().contains("s3cret"), "{backend}: {shown}");
+        let stored = brokeforge_db::site_wordpress::find(app.db(), site_id)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (stored.database_name.as_str(), stored.table_prefix.as_str()),
+            ("blog", "wp_")
+        );
+        let sealed = brokeforge_db::site_wordpress::password_sealed(app.db(), site_id)
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(
+            !String::from_utf8_lossy(&sealed).contains("s3cret"),
+            "{backend}: sealed at rest"
+        );
+        let opened = app
+            .state
+            .sealer
+            .open_string(&sealed, &brokeforge_db::site_wordpress::password_aad(site_id))
+            .unwrap();
+        assert_eq!(opened.as_str(), password);
+        // Database settings belong to WordPress sites only.
+        let (status, refused) = app
+            .api(
+                Method::POST,
+                &sites,
+                Some(&owner.token),
+                Some(json!({ "domain": "static.example.com", "site_type": "static", "database_name": "x" })),
+            )
+            .await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{backend}: {refused}");
+        assert!(refused["error"]["fields"]["database_name"].is_array(), "{refused}");
+
+        // The default site: another user's site and an unknown one answer 404, on the
+        // API and the pages; the owner's starts one job.
+        let default = format!("/api/v1/sites/{site_id}/default");
+        let (status, body) = app.api(Method::POST, &default, Some(&owner.token), None).await;
+        assert_eq!(status, StatusCode::CONFLICT, "{backend}: an installing site: {body}");
+        brokeforge_db::sites::set_status(app.db(), site_id, "active", None)
+            .await
+            .unwrap();
+        for id in [site_id, 999_999] {
+            for method in [Method::POST, Method::DELETE] {
+                let path = format!("/api/v1/sites/{id}/default");
+                let (status, body) = app.api(method.clone(), &path, Some(&other.token), None).await;
+                assert_eq!(status, StatusCode::NOT_FOUND, "{backend}: {method} {path}: {body}");
+                assert_eq!(body["error"]["code"], "not_found", "{backend}: {body}");
+            }
+            for path in [format!("/sites/{id}/default"), format!("/sites/{id}/default/unset")] {
+                let (status, _, _) = app.page(Method::POST, &path, Some(&other), &[]).await;
+                assert_eq!(status, StatusCode::NOT_FOUND, "{backend}: {path}");
+            }
+        }
+        let (status, started) = app.api(Method::POST, &default, Some(&owner.token), None).await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{backend}: {started}");
+        assert_eq!(started["job"]["kind"], "package.operation");
+        let job = brokeforge_queue::Queue::new(app.db().clone())
+            .get(brokeforge_queue::JobId(started["job"]["id"].as_i64().unwrap()))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            job.payload["operation"]["operation"], "default-site-update",
+            "{backend}"
+        );
+        assert_eq!(job.payload["follow_up"]["kind"], "default_site", "{backend}");
+        let (status, _, html) = app
+            .page(Method::GET, &format!("/sites/{site_id}"), Some(&owner), &[])
+            .await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(html.contains("data-testid=\"site-default-set\""), "{backend}");
+        // The new-site form always posts the WordPress fields: other types ignore them,
+        // WordPress takes them (and never shows the password again).
+        let form = |site_type: &'static str, domain: &'static str| {
+            vec![
+                ("domain", domain),
+                ("site_type", site_type),
+                ("database_name", "shop"),
+                ("database_user", "shop"),
+                ("database_password", "form-secret"),
+                ("database_host", "localhost"),
+                ("table_prefix", "wp_"),
+            ]
+        };
+        let new_site = format!("/servers/{server_id}/sites");
+        let (status, _, html) = app
+            .page(Method::POST, &new_site, Some(&owner), &form("php", "php.example.com"))
+            .await;
+        assert_eq!(status, StatusCode::SEE_OTHER, "{backend}: {html}");
+        let (status, _, html) = app
+            .page(
+                Method::POST,
+                &new_site,
+                Some(&owner),
+                &[
+                    ("domain", "shop.example.com"),
+                    ("site_type", "wordpress"),
+                    ("database_password", "form-secret"),
+                ],
+            )
+            .await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{backend}");
+        assert!(
+            html.contains("Enter the name of the database WordPress uses."),
+            "{backend}"
+        );
+        assert!(
+            !html.contains("form-secret"),
+            "{backend}: the password is not sent back"
+        );
+        let (status, _, html) = app
+            .page(
+                Method::POST,
+                &new_site,
+                Some(&owner),
+                &form("wordpress", "shop.example.com"),
+            )
+            .await;
+        assert_eq!(status, StatusCode::SEE_OTHER, "{backend}: {html}");
+        let (status, _, html) = app
+            .page(Method::GET, &format!("{new_site}/new"), Some(&owner), &[])
+            .await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(html.contains("name=\"database_password\""), "{backend}");
+
+        let (status, headers, _) = app
+            .page(
+                Method::POST,
+                &format!("/sites/{site_id}/default/unset"),
+                Some(&owner),
+                &[],
+            )
+            .await;
+        assert_eq!(status, StatusCode::SEE_OTHER, "{backend}");
+        assert!(location(&headers).starts_with("/jobs/"), "{backend}");
+    }
+}

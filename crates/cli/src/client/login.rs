@@ -28,7 +28,8 @@ pub struct LoginArgs {
     pub token_name: String,
 }
 
-fn read_line() -> anyhow::Result<String> {
+/// The first line of standard input, without its line break.
+pub(crate) fn read_line() -> anyhow::Result<String> {
     let mut line = String::new();
     std::io::stdin()
         .lock()
@@ -39,8 +40,13 @@ fn read_line() -> anyhow::Result<String> {
 
 /// Reads a password from the terminal without echoing it.
 fn prompt_password() -> anyhow::Result<String> {
+    prompt_secret("Password: ")
+}
+
+/// Asks for a secret on the terminal, after `label`, without echoing it.
+pub(crate) fn prompt_secret(label: &str) -> anyhow::Result<String> {
     use std::io::Write;
-    eprint!("Password: ");
+    eprint!("{label}");
     std::io::stderr().flush().ok();
     // SAFETY: tcgetattr/tcsetattr on standard input with a zeroed, then filled, termios.
     let mut original: libc::termios = unsafe { std::mem::zeroed() };

@@ -1,8 +1,10 @@
-//! `brokeforge sites list|show|create|set|delete|deploy|rollback|deployments|releases|
-//! webhook|run|commands|env|files`: the sites of a server, their deployments and
-//! releases, their deploy webhook, the commands run in them, their environment file
-//! and the files of their directory. Every action that starts a job
-//! prints it, or follows it to the end with `--follow` (exit non-zero when it fails).
+//! `brokeforge sites list|show|create|set|delete|default|deploy|rollback|deployments|
+//! releases|webhook|run|commands|env|files`: the sites of a server, which one is the
+//! server's default site, their deployments and releases, their deploy webhook, the
+//! commands run in them, their environment file and the files of their directory.
+//! Every action that starts a job prints it, or follows it to the end with `--follow`
+//! (exit non-zero when it fails). A WordPress site's database password is read from
+//! the terminal without echo, or from standard input, never from the command line.
 
 use anyhow::Context;
 use reqwest::Method;
@@ -48,6 +50,8 @@ pub enum SitesCommand {
         /// `ssh-keyscan` prints (repeat for several).
         #[arg(long = "git-host-key")]
         git_host_keys: Vec<String>,
+        #[command(flatten)]
+        wordpress: Box<WordPressOptions>,
         /// Follow the job until it ends; exit non-zero if it fails.
         #[arg(long)]
         follow: bool,
@@ -81,6 +85,17 @@ pub enum SitesCommand {
         generate: bool,
         #[arg(long)]
         delete: bool,
+    },
+    /// Make the site the server's default site, which answers requests for names no
+    /// site serves (such as the server's IP address), or with --unset make none the
+    /// default again (a job).
+    Default {
+        site_id: i64,
+        /// Stop the site being the default: the catch-all page answers again.
+        #[arg(long)]
+        unset: bool,
+        #[arg(long)]
+        follow: bool,
     },
     /// Delete a site (a job removes it from the server).
     Delete {
@@ -146,6 +161,29 @@ pub enum SitesCommand {
         #[command(subcommand)]
         action: FilesAction,
     },
+}
+
+/// The settings of a WordPress site, for `brokeforge sites create --type wordpress`.
+#[derive(clap::Args, Debug)]
+pub struct WordPressOptions {
+    /// WordPress: the database WordPress uses.
+    #[arg(long)]
+    db_name: Option<String>,
+    /// WordPress: the database user WordPress logs in as (its password is asked for).
+    #[arg(long)]
+    db_user: Option<String>,
+    /// WordPress: read the database password from the first line of standard input.
+    #[arg(long)]
+    db_password_stdin: bool,
+    /// WordPress: where the database listens (default localhost).
+    #[arg(long)]
+    db_host: Option<String>,
+    /// WordPress: the prefix of WordPress's tables (default wp_).
+    #[arg(long)]
+    table_prefix: Option<String>,
+    /// WordPress: where WordPress is downloaded from (default https://wordpress.org/latest.tar.gz).
+    #[arg(long)]
+    wordpress_url: Option<String>,
 }
 
 /// What `brokeforge sites files` does. Paths are relative to the site's directory
@@ -345,6 +383,7 @@ fn show_site(site: &Value) {
         ("Type", "/site_type"),
         ("PHP", "/php_version"),
         ("Status", "/status"),
+        ("Default site", "/is_default"),
         ("Document root", "/document_root"),
         ("Repository", "/git_repository"),
         ("Branch", "/git_branch"),
@@ -440,8 +479,18 @@ pub async fn run(options: &ClientOptions, command: SitesCommand) -> anyhow::Resu
             repository,
             branch,
             git_host_keys,
+            wordpress,
             follow,
         } => {
+            let WordPressOptions {
+                db_name,
+                db_user,
+                db_password_stdin,
+                db_host,
+                table_prefix,
+                wordpress_url,
+            } = *wordpress;
+            let is_wordpress = site_type.as_deref().map(str::to_ascii_lowercase).as_deref() == Some("wordpress");
             let mut body = Map::new();
             body.insert("domain".into(), json!(domain));
             if !git_host_keys.is_empty() {
@@ -455,10 +504,23 @@ pub async fn run(options: &ClientOptions, command: SitesCommand) -> anyhow::Resu
                 ("web_directory", web_directory),
                 ("git_repository", repository),
                 ("git_branch", branch),
+                ("database_name", db_name),
+                ("database_user", db_user),
+                ("database_host", db_host),
+                ("table_prefix", table_prefix),
+                ("wordpress_download_url", wordpress_url),
             ] {
                 if let Some(value) = value {
                     body.insert(name.into(), json!(value));
                 }
+            }
+            if is_wordpress || db_password_stdin {
+                let password = if db_password_stdin {
+                    super::login::read_line()?
+                } else {
+                    super::login::prompt_secret("Database password: ")?
+                };
+                body.insert("database_password".into(), json!(password));
             }
             let path = format!("/api/v1/servers/{server_id}/sites");
             let created = client.call(Method::POST, &path, Some(&Value::Object(body))).await?;
@@ -514,6 +576,26 @@ pub async fn run(options: &ClientOptions, command: SitesCommand) -> anyhow::Resu
                 println!("Saved the deploy settings of {}.", text(&site, "/domain"));
             }
             Ok(())
+        }
+        SitesCommand::Default { site_id, unset, follow } => {
+            let method = if unset { Method::DELETE } else { Method::POST };
+            let started_change = client
+                .call(method, &format!("/api/v1/sites/{site_id}/default"), None)
+                .await?;
+            if !options.json && !follow {
+                if unset {
+                    println!(
+                        "No site will be the default of the server in place of {}.",
+                        text(&started_change, "/site/domain")
+                    );
+                } else {
+                    println!(
+                        "{} will be the server's default site.",
+                        text(&started_change, "/site/domain")
+                    );
+                }
+            }
+            started(client, options, &started_change["job"], follow).await
         }
         SitesCommand::Delete { site_id, follow } => {
             let removed = client

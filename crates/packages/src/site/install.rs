@@ -26,9 +26,15 @@
 //! server block go live first and the previous pool is removed last, so no request
 //! meets a missing socket.
 //!
-//! [`SiteRemove`] takes the site out of nginx first (link, check, reload), then
-//! removes its pools, its directory (as brokeforge), its nginx logs and their
-//! rotations. Each step runs only when its fact shows something to remove.
+//! Whether the site is the server's default site is read from its server block on the
+//! server (`default_server` on its `listen` lines): installing again keeps it, and
+//! only [`super::default_site::DefaultSiteUpdate`] changes it.
+//!
+//! [`SiteRemove`] takes the site out of nginx first (link, check, reload; the default
+//! site's removal enables the catch-all site again when no other server block
+//! declares `default_server`), then removes its pools, its directory (as brokeforge),
+//! its nginx logs and their rotations. Each step runs only when its fact shows
+//! something to remove.
 
 use std::convert::Infallible;
 
@@ -42,7 +48,10 @@ use crate::facts::{
     package_states_cmd, parse_file_contents, parse_package_states, parse_path_kinds, path_kinds_cmd,
 };
 use crate::framework::{Action, Operation, Package};
-use crate::nginx::{NGINX_PACKAGE, test_and_reload_cmd};
+use crate::nginx::{
+    DEFAULT_SITE_LINK, DEFAULT_SITE_PATH, DISTRO_DEFAULT_SITE_LINK, NGINX_PACKAGE, declares_default_server,
+    default_servers_cmd, enable_catch_all_cmd, parse_default_servers, test_and_reload_cmd,
+};
 use crate::php::names::{fpm_binary, fpm_service, package as php_package};
 use crate::templates::TemplateError;
 
@@ -406,6 +415,8 @@ const VHOST_LINK_PROBE: &str = "site_vhost_link";
 const POOL_PROBE: &str = "site_pool";
 const POOLS_PROBE: &str = "site_pools";
 const LOGS_PROBE: &str = "site_logs";
+const CATCH_ALL_PROBE: &str = "site_catch_all";
+const DEFAULT_SERVERS_PROBE: &str = "site_default_servers";
 
 fn pool_paths(layout: &SiteLayout) -> Vec<RemotePath> {
     PhpVersion::ALL.iter().map(|version| layout.pool(*version)).collect()
@@ -562,12 +573,14 @@ impl Operation for SiteInstall {
         {
             return Err(SiteInstallError::PhpNotInstalled { version });
         }
-        let vhost = render_vhost(input)?;
         if let Some(current) = &facts.vhost
             && !current.starts_with(VHOST_HEADER)
         {
             return Err(SiteInstallError::ForeignConfiguration { path: layout.vhost() });
         }
+        // The default site stays the default: only the default-site operation changes it.
+        let default_server = facts.vhost.as_deref().is_some_and(declares_default_server);
+        let vhost = render_vhost(input, default_server)?;
         let pool = match input.php_version {
             Some(version) => Some((version, render_pool(&layout, version)?)),
             None => None,
@@ -716,6 +729,53 @@ pub struct SiteRemoveFacts {
     pub git_access_files: Vec<RemotePath>,
     /// The site's nginx logs, rotations included.
     pub logs: Vec<String>,
+    /// Whether the site's server block declares `default_server`: it is the default
+    /// site.
+    pub is_default: bool,
+    /// Whether the catch-all site's configuration exists, and whether it is enabled.
+    pub catch_all: CatchAll,
+    /// The enabled server blocks of other sites that declare `default_server`.
+    pub other_default_servers: Vec<String>,
+}
+
+/// The state of nginx's catch-all site (see [`crate::nginx`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CatchAll {
+    /// `sites-available/brokeforge-default` exists.
+    pub available: bool,
+    /// `sites-enabled/brokeforge-default` is a link.
+    pub enabled: bool,
+}
+
+fn catch_all_paths() -> [RemotePath; 2] {
+    [path(DEFAULT_SITE_PATH), path(DEFAULT_SITE_LINK)]
+}
+
+/// The probe of the catch-all site's state.
+pub(crate) fn catch_all_probe<P: crate::framework::Package>(key: &'static str) -> FactProbe {
+    FactProbe::new::<P>(key, path_kinds_cmd(&catch_all_paths()))
+}
+
+/// Parses the output of [`catch_all_probe`].
+pub(crate) fn parse_catch_all(output: &ProbeOutput) -> Result<CatchAll, UnexpectedOutput> {
+    let kinds = parse_path_kinds(output, &catch_all_paths())?;
+    Ok(CatchAll {
+        available: kinds[0].is_some(),
+        enabled: matches!(kinds[1], Some(FileKind::SymbolicLink)),
+    })
+}
+
+/// The enabled server blocks that declare `default_server`, without the catch-all,
+/// the distribution's default site and the links in `except`.
+pub(crate) fn other_default_servers(servers: Vec<String>, except: &[RemotePath]) -> Vec<String> {
+    servers
+        .into_iter()
+        .filter(|server| {
+            server != DEFAULT_SITE_LINK
+                && server != DISTRO_DEFAULT_SITE_LINK
+                && !except.iter().any(|link| link.as_str() == server)
+        })
+        .collect()
 }
 
 fn vhost_paths(layout: &SiteLayout) -> [RemotePath; 4] {
@@ -789,6 +849,9 @@ impl Operation for SiteRemove {
             FactProbe::new::<Site>(PATHS_PROBE, path_kinds_cmd(&paths)),
             FactProbe::new::<Site>(POOLS_PROBE, path_kinds_cmd(&pool_paths(&layout))),
             FactProbe::new::<Site>(LOGS_PROBE, site_logs_cmd(&layout)),
+            FactProbe::new::<Site>(VHOST_PROBE, file_contents_cmd(&layout.vhost())),
+            catch_all_probe::<Site>(CATCH_ALL_PROBE),
+            FactProbe::new::<Site>(DEFAULT_SERVERS_PROBE, default_servers_cmd()),
         ]
     }
 
@@ -817,6 +880,15 @@ impl Operation for SiteRemove {
                 .map(|(path, _)| path.clone())
                 .collect(),
             logs: outputs.read(LOGS_PROBE, parse_logs)?,
+            is_default: outputs
+                .read(VHOST_PROBE, parse_file_contents)?
+                .as_deref()
+                .is_some_and(|vhost| vhost.starts_with(VHOST_HEADER) && declares_default_server(vhost)),
+            catch_all: outputs.read(CATCH_ALL_PROBE, parse_catch_all)?,
+            other_default_servers: other_default_servers(
+                outputs.read(DEFAULT_SERVERS_PROBE, parse_default_servers)?,
+                &[layout.vhost_link()],
+            ),
         })
     }
 
@@ -827,6 +899,14 @@ impl Operation for SiteRemove {
         let steps = plan.milestone(SiteRemoveMilestone::DisableSite);
         if facts.vhost_link_exists {
             steps.run(Cmd::new("rm").lit("-f").lit("--").arg(layout.vhost_link()));
+            // The default site goes: the catch-all answers unknown names again.
+            if facts.is_default
+                && facts.catch_all.available
+                && !facts.catch_all.enabled
+                && facts.other_default_servers.is_empty()
+            {
+                steps.run(enable_catch_all_cmd());
+            }
             if facts.packages.is_installed(NGINX_PACKAGE) {
                 steps.run(test_and_reload_cmd());
             }

@@ -15,6 +15,12 @@
 //!   previous one put back in the same command, so a bad site never takes the others
 //!   down ([`install::install_checked_cmd`]).
 //! - [`install::SiteRemove`] (root): server block, pool, directories and logs.
+//! - [`default_site::DefaultSiteUpdate`] (root): which site answers requests for
+//!   names no site serves, in place of nginx's catch-all site; every file it changes
+//!   is put back when `nginx -t` fails.
+//! - [`wordpress::WordPressInstall`] (brokeforge): WordPress downloaded, checked
+//!   against its published SHA-1 checksum and unpacked into the site's first release,
+//!   with `wp-config.php` ([`wp_config`]) and the uploads in `shared/`.
 //! - [`deploy::SiteDeploy`] (brokeforge): one release of one exact commit, from a bare
 //!   mirror of the repository, with shared paths linked and the deploy script run
 //!   before `current` switches atomically; old releases are pruned.
@@ -28,6 +34,7 @@
 //! - [`files`] (brokeforge): the file explorer's listing, reading, writing and
 //!   deleting, each confined to the site's directory by a check made on the server.
 
+pub mod default_site;
 pub mod deploy;
 pub mod deploy_key;
 pub mod env;
@@ -38,6 +45,8 @@ pub mod layout;
 pub mod pool;
 pub mod values;
 pub mod vhost;
+pub mod wordpress;
+pub mod wp_config;
 
 use brokeforge_core::PhpVersion;
 

@@ -17,6 +17,10 @@
 //! set from `$realpath_root`, the resolved path of the release, so a new release is
 //! picked up at once after `current` switches and opcache never serves the old one.
 //!
+//! The server's default site (see [`super::default_site`]) declares `default_server` on
+//! its `listen` lines, so it answers requests for names no site serves, such as the
+//! server's IP address.
+//!
 //! Every value in the file comes from validated types (domains hold `a-z0-9.-`, the
 //! web directory `A-Za-z0-9._@+-/`, paths are derived from them), so nothing a user
 //! typed can end a directive or open a block.
@@ -43,10 +47,12 @@ struct VhostContext<'a> {
     access_log: String,
     error_log: String,
     socket: String,
+    default_server: bool,
 }
 
-/// The server block of the site `input` describes, as uploaded.
-pub fn render_vhost(input: &SiteInstallInput) -> Result<Vec<u8>, TemplateError> {
+/// The server block of the site `input` describes, as uploaded; with
+/// `default_server` when the site is the server's default site.
+pub fn render_vhost(input: &SiteInstallInput, default_server: bool) -> Result<Vec<u8>, TemplateError> {
     let layout = input.layout();
     let socket = match input.php_version() {
         Some(version) => layout.socket(version).to_string(),
@@ -64,6 +70,7 @@ pub fn render_vhost(input: &SiteInstallInput) -> Result<Vec<u8>, TemplateError> 
             access_log: layout.access_log().to_string(),
             error_log: layout.error_log().to_string(),
             socket,
+            default_server,
         },
     )
 }

@@ -158,4 +158,5 @@ pub fn os_release_output(release: &str) -> brokeforge_packages::ProbeOutput {
 }
 
 /// Temporary directories and real shells for the tests that run planned commands.
+pub mod nginx;
 pub mod sandbox;

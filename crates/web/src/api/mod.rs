@@ -106,6 +106,7 @@ impl Modify for SecurityAddon {
         onboarding::show_line, onboarding::regenerate_line, onboarding::revoke_line, onboarding::status,
         onboarding::resume, onboarding::reprovision,
         sites::list, sites::create, sites::show, sites::update, sites::remove, sites::reinstall,
+        sites::default_set, sites::default_unset,
         sites::deploy, sites::deployment_list, sites::deployment_show, sites::deploy_key_show, sites::deploy_key_generate,
         sites::deploy_key_remove, sites::release_list, sites::rollback,
         sites::webhook_enable, sites::webhook_disable, sites::command_run, sites::command_list, sites::command_show,

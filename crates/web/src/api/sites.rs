@@ -1,8 +1,9 @@
 //! `/api/v1/servers/{server_id}/sites` and `/api/v1/sites/{site_id}`: the sites of a
 //! server, their deploy settings and webhook, deployments with their history and the
-//! releases kept for rollbacks, and commands run in a site's current release. Every
-//! action that starts a job answers `202` with the job; the webhook secret is
-//! answered once, when the webhook is turned on.
+//! releases kept for rollbacks, commands run in a site's current release, and which
+//! site is the server's default site. Every action that starts a job answers `202`
+//! with the job; the webhook secret is answered once, when the webhook is turned on.
+//! A WordPress site's database password is taken at creation and never answered.
 
 use axum::Json;
 use axum::extract::{Path, Query, State};
@@ -48,6 +49,9 @@ pub struct SiteView {
     pub document_root: String,
     /// installing, active, removing or failed.
     pub status: String,
+    /// Whether the site is the server's default site: it answers requests for names no
+    /// site serves, such as the server's IP address.
+    pub is_default: bool,
     /// Why the last install or removal failed.
     pub error: Option<String>,
     /// The job that installs or removes the site.
@@ -87,6 +91,7 @@ impl SiteView {
             web_directory: record.web_directory.clone(),
             document_root: record.document_root.clone(),
             status: record.status.clone(),
+            is_default: record.is_default,
             error: record.error_log.clone(),
             job_id: record.job_id,
             git_repository: record.git_repository.clone(),
@@ -342,6 +347,18 @@ pub struct SiteCreateBody {
     pub git_branch: Option<String>,
     /// Host keys of a self-hosted Git server, as known_hosts lines (such as the output of ssh-keyscan).
     pub git_host_keys: Option<Vec<String>>,
+    /// WordPress only (required): the database WordPress uses.
+    pub database_name: Option<String>,
+    /// WordPress only (required): the database user WordPress logs in as.
+    pub database_user: Option<String>,
+    /// WordPress only (required): that user's password; sealed at rest and never shown again.
+    pub database_password: Option<String>,
+    /// WordPress only: where the database listens, such as localhost (the default) or db.internal:3306.
+    pub database_host: Option<String>,
+    /// WordPress only: the prefix of WordPress's tables, letters, digits and _ (default wp_).
+    pub table_prefix: Option<String>,
+    /// WordPress only: where WordPress is downloaded from (default https://wordpress.org/latest.tar.gz); its SHA-1 is read from the same URL with .sha1 appended.
+    pub wordpress_download_url: Option<String>,
 }
 
 /// Changes to a site's deploy settings; fields left out keep their values.
@@ -436,7 +453,7 @@ pub async fn create(
     ApiJson(input): ApiJson<SiteInput>,
 ) -> Result<Response, ApiError> {
     let server_id = parse_id(&server_id, "server")?;
-    let started = sites::create(&state.queue, &principal, server_id, &input).await?;
+    let started = sites::create(&state.queue, &state.sealer, &principal, server_id, &input).await?;
     site_job(&state, &principal, started).await
 }
 
@@ -508,6 +525,40 @@ pub async fn reinstall(
 ) -> Result<Response, ApiError> {
     let site_id = parse_id(&site_id, "site")?;
     let started = sites::reinstall(&state.queue, &principal, site_id).await?;
+    site_job(&state, &principal, started).await
+}
+
+/// Make a site the server's default site.
+#[utoipa::path(
+    post, path = "/api/v1/sites/{site_id}/default", tag = "sites", summary = "Make the site the server's default site (a job)",
+    params(("site_id" = i64, Path, description = "The site's id")),
+    responses((status = 202, description = "The job that rewrites the server blocks and turns the catch-all site off was queued; is_default follows when it succeeded", body = SiteJobView), (status = 404, body = crate::api::ErrorEnvelope), (status = 409, description = "The site is not installed", body = crate::api::ErrorEnvelope)),
+    security(("token" = ["deploy"]))
+)]
+pub async fn default_set(
+    State(state): State<AppState>,
+    ApiUser(principal): ApiUser,
+    Path(site_id): Path<String>,
+) -> Result<Response, ApiError> {
+    let site_id = parse_id(&site_id, "site")?;
+    let started = sites::set_default(&state.queue, &principal, site_id, true).await?;
+    site_job(&state, &principal, started).await
+}
+
+/// Make no site the server's default site in place of this one.
+#[utoipa::path(
+    delete, path = "/api/v1/sites/{site_id}/default", tag = "sites", summary = "Stop the site being the default site (a job)",
+    params(("site_id" = i64, Path, description = "The site's id")),
+    responses((status = 202, description = "The job that rewrites the server block and turns the catch-all site back on was queued", body = SiteJobView), (status = 404, body = crate::api::ErrorEnvelope), (status = 409, description = "The site is not installed", body = crate::api::ErrorEnvelope)),
+    security(("token" = ["deploy"]))
+)]
+pub async fn default_unset(
+    State(state): State<AppState>,
+    ApiUser(principal): ApiUser,
+    Path(site_id): Path<String>,
+) -> Result<Response, ApiError> {
+    let site_id = parse_id(&site_id, "site")?;
+    let started = sites::set_default(&state.queue, &principal, site_id, false).await?;
     site_job(&state, &principal, started).await
 }
 

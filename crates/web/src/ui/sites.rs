@@ -1,5 +1,6 @@
-//! The site pages: the form that creates a site on a server, a site's page (details,
-//! deploy button, deployment history, kept releases with rollback buttons, deploy
+//! The site pages: the form that creates a site on a server (with the database
+//! settings WordPress sites need), a site's page (details, the buttons that make it
+//! the server's default site or stop it being so, deploy button, deployment history, kept releases with rollback buttons, deploy
 //! settings with the deploy script editor, the webhook with its URLs and its secret
 //! shown once, and commands with their history), and a command run's page, which
 //! reloads itself while the command runs so its output grows without JavaScript.
@@ -20,6 +21,7 @@ use brokeforge_app::site_commands::{self, CommandInput};
 use brokeforge_app::site_deploy_keys;
 use brokeforge_app::sites::{self, DeploySettingsInput, SiteInput};
 use brokeforge_app::{AppError, FieldErrors, servers};
+use brokeforge_core::Secret;
 use minijinja::context;
 use serde_json::json;
 
@@ -201,6 +203,7 @@ pub async fn site_create(
     Form(form): Form<FormFields>,
 ) -> Result<Response, PageError> {
     let server_id = parse_id(&server_id, "server")?;
+    let wordpress = form.get("site_type").trim().eq_ignore_ascii_case("wordpress");
     let input = SiteInput {
         domain: form.optional("domain"),
         aliases: form.optional("aliases").map(|aliases| json!(aliases)),
@@ -211,15 +214,28 @@ pub async fn site_create(
         git_repository: form.optional("git_repository"),
         git_branch: form.optional("git_branch"),
         git_host_keys: form.optional("git_host_keys").map(|keys| json!(keys)),
+        // The form always holds the WordPress fields; only a WordPress site takes them.
+        database_name: wordpress.then(|| form.optional("database_name")).flatten(),
+        database_user: wordpress.then(|| form.optional("database_user")).flatten(),
+        database_password: wordpress
+            .then(|| form.optional("database_password"))
+            .flatten()
+            .map(Secret::new),
+        database_host: wordpress.then(|| form.optional("database_host")).flatten(),
+        table_prefix: wordpress.then(|| form.optional("table_prefix")).flatten(),
+        wordpress_download_url: None,
     };
+    // The password is never sent back into the form.
     let values = context! {
         domain => form.get("domain"), aliases => form.get("aliases"), www => form.get("www") == "on",
         site_type => form.get("site_type"), php_version => form.get("php_version"),
         web_directory => form.get("web_directory"), git_repository => form.get("git_repository"),
-        git_branch => form.get("git_branch"), git_host_keys => form.get("git_host_keys"),
+        git_branch => form.get("git_branch"), database_name => form.get("database_name"),
+        database_user => form.get("database_user"), database_host => form.get("database_host"),
+        table_prefix => form.get("table_prefix"), git_host_keys => form.get("git_host_keys"),
     };
-    match sites::create(&state.queue, &principal, server_id, &input).await {
-        Ok(started) => Ok(Redirect::to(&format!("/jobs/{}", started.job_id.0)).into_response()),
+    match sites::create(&state.queue, &state.sealer, &principal, server_id, &input).await {
+        Ok(started) => Ok(Redirect::to(&format!("/jobs/{}", started.job_id)).into_response()),
         Err(error @ (AppError::Validation(_) | AppError::Conflict(_))) => {
             let server = ServerView::from_record(&servers::get(&state.db, &principal, server_id).await?);
             let offer = sites::server_offer(&state.db, &principal, server_id).await?;
@@ -310,6 +326,36 @@ pub async fn site_delete(
 ) -> Result<Response, PageError> {
     let site_id = parse_id(&site_id, "site")?;
     let result = sites::delete(&state.queue, &principal, site_id)
+        .await
+        .map(|started| format!("/jobs/{}", started.job_id.0));
+    outcome(&state, &principal, &headers, site_id, result).await
+}
+
+/// `POST /sites/{site_id}/default`: makes the site the server's default site and
+/// opens the job.
+pub async fn site_default_set(
+    State(state): State<AppState>,
+    SessionUser(principal): SessionUser,
+    headers: HeaderMap,
+    Path(site_id): Path<String>,
+) -> Result<Response, PageError> {
+    let site_id = parse_id(&site_id, "site")?;
+    let result = sites::set_default(&state.queue, &principal, site_id, true)
+        .await
+        .map(|started| format!("/jobs/{}", started.job_id.0));
+    outcome(&state, &principal, &headers, site_id, result).await
+}
+
+/// `POST /sites/{site_id}/default/unset`: makes no site the default in place of this
+/// one and opens the job.
+pub async fn site_default_unset(
+    State(state): State<AppState>,
+    SessionUser(principal): SessionUser,
+    headers: HeaderMap,
+    Path(site_id): Path<String>,
+) -> Result<Response, PageError> {
+    let site_id = parse_id(&site_id, "site")?;
+    let result = sites::set_default(&state.queue, &principal, site_id, false)
         .await
         .map(|started| format!("/jobs/{}", started.job_id.0));
     outcome(&state, &principal, &headers, site_id, result).await
