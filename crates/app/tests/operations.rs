@@ -3,105 +3,34 @@
 //! one progress event per milestone, and failures recorded with the step's masked
 //! command, exit code and stderr tail; then the same through the job queue.
 
-use std::sync::Arc;
+mod common;
+
 use std::time::{Duration, Instant};
 
-use brokeforge_app::operations::{
-    self, EventTarget, LiveOutput, OperationEnvironment, OperationError, PackageOperation, PackageOperationPayload,
-};
-use brokeforge_db::server_access::{self, credential_aad};
-use brokeforge_db::servers::{self, ServerFields};
-use brokeforge_db::{Db, MasterKey, Sealer, with_pool};
+use brokeforge_app::operations::{self, EventTarget, OperationError, PackageOperation, PackageOperationPayload};
+use brokeforge_db::server_access;
+use brokeforge_db::{Db, with_pool};
 use brokeforge_packages::site_command::{SiteCommandInput, SiteCommandRun};
 use brokeforge_queue::{JobState, Queue, Registry, WorkerConfig, WorkerPool};
-use brokeforge_ssh::{PoolConfig, SshPool};
-use brokeforge_testkit::SshServer;
+use common::SshFixture;
 use serde_json::json;
 
-struct Fixture {
-    environment: OperationEnvironment,
-    sshd: SshServer,
-    server_id: i64,
-    site_id: i64,
-    _data: tempfile::TempDir,
-}
-
-async fn fixture() -> Fixture {
-    let sshd = tokio::task::spawn_blocking(SshServer::start).await.unwrap();
-    let data = brokeforge_testkit::temp_data_dir();
-    let db = Db::connect_sqlite(data.path()).await.unwrap();
-    brokeforge_db::migrate::run(&db).await.unwrap();
-    let sealer = Arc::new(Sealer::new(&MasterKey::generate().unwrap()));
-    let user = brokeforge_db::users::insert(
-        &db,
-        &brokeforge_db::users::NewUser {
-            email: "ops@example.com",
-            name: "Ops",
-            password_hash: "x",
-            is_admin: false,
-        },
-    )
-    .await
-    .unwrap();
-    let server = servers::insert(
-        &db,
-        user.id,
-        &ServerFields {
-            name: "web-1",
-            provider: "custom",
-            public_ip: sshd.host(),
-            ssh_port: i32::from(sshd.port()),
-            provision_config: json!({}),
-        },
-    )
-    .await
-    .unwrap();
-    server_access::pin_host_key(&db, server.id, sshd.host_public_key())
-        .await
-        .unwrap();
-    for role in ["root", "brokeforge"] {
-        let keypair = brokeforge_ssh::generate_keypair(&format!("brokeforge-{role}"));
-        sshd.authorize_key(&keypair.public_openssh);
-        let sealed = sealer
-            .seal_str(keypair.private_openssh.expose(), &credential_aad(server.id, role))
-            .unwrap();
-        server_access::store_credential(
-            &db,
-            server.id,
-            role,
-            Some(sshd.user()),
-            &sealed,
-            &keypair.public_openssh,
-        )
-        .await
-        .unwrap();
-    }
-    let site_id: i64 = with_pool!(db, |pool| sqlx::query_scalar::<_, i64>(
+/// The test server with a PHP site, `example.com`, recorded on it; returns the site's id.
+async fn fixture() -> (SshFixture, i64) {
+    let fixture = SshFixture::start(&[]).await;
+    let site_id: i64 = with_pool!(fixture.environment.db, |pool| sqlx::query_scalar::<_, i64>(
         "INSERT INTO server_sites (server_id, domain, site_type, document_root, created_at, updated_at) \
          VALUES ($1, 'example.com', 'php', '/home/brokeforge/example.com/current/public', $2, $2) RETURNING id"
     )
-    .bind(server.id)
+    .bind(fixture.server_id)
     .bind(brokeforge_db::clock::now())
     .fetch_one(pool)
     .await
     .unwrap());
-    let environment = OperationEnvironment {
-        queue: brokeforge_queue::Queue::new(db.clone()),
-        db,
-        sealer,
-        ssh: SshPool::new(PoolConfig::default()),
-        live_output: LiveOutput::default(),
-    };
-    Fixture {
-        environment,
-        sshd,
-        server_id: server.id,
-        site_id,
-        _data: data,
-    }
+    (fixture, site_id)
 }
 
-fn command(fixture: &Fixture, text: &str) -> SiteCommandInput {
+fn command(fixture: &SshFixture, text: &str) -> SiteCommandInput {
     serde_json::from_value(json!({
         "site_directory": fixture.sshd.work_dir().to_str().unwrap(),
         "command": text,
@@ -130,10 +59,10 @@ async fn site_events(db: &Db, site_id: i64) -> Vec<(String, i32, i32, String, se
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_site_command_runs_over_ssh_and_records_one_event_per_milestone() {
-    let fixture = fixture().await;
+    let (fixture, site_id) = fixture().await;
     let events = EventTarget::Site {
         server_id: fixture.server_id,
-        site_id: fixture.site_id,
+        site_id,
     };
     let input = command(&fixture, "echo \"hello from $(whoami)\" > out.txt; echo note >&2");
     let outcome = operations::execute::<SiteCommandRun>(&fixture.environment, events, Some(41), &input)
@@ -142,7 +71,7 @@ async fn a_site_command_runs_over_ssh_and_records_one_event_per_milestone() {
     assert!(outcome.changed);
     let written = std::fs::read_to_string(fixture.sshd.work_dir().join("out.txt")).unwrap();
     assert_eq!(written, format!("hello from {}\n", fixture.sshd.user()));
-    let recorded = site_events(&fixture.environment.db, fixture.site_id).await;
+    let recorded = site_events(&fixture.environment.db, site_id).await;
     let summary: Vec<(&str, i32, i32, &str)> = recorded
         .iter()
         .map(|(label, step, total, status, _)| (label.as_str(), *step, *total, status.as_str()))
@@ -161,10 +90,10 @@ async fn a_site_command_runs_over_ssh_and_records_one_event_per_milestone() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failing_step_records_its_command_exit_code_and_stderr() {
-    let fixture = fixture().await;
+    let (fixture, site_id) = fixture().await;
     let events = EventTarget::Site {
         server_id: fixture.server_id,
-        site_id: fixture.site_id,
+        site_id,
     };
     let input = command(&fixture, "echo 'composer: lock file out of date' >&2; exit 7");
     let error = operations::execute::<SiteCommandRun>(&fixture.environment, events, Some(42), &input)
@@ -175,7 +104,7 @@ async fn a_failing_step_records_its_command_exit_code_and_stderr() {
     };
     assert_eq!(ssh_error.exit_code(), Some(7));
     assert!(!error.is_transient(), "a failing command is not retried blindly");
-    let recorded = site_events(&fixture.environment.db, fixture.site_id).await;
+    let recorded = site_events(&fixture.environment.db, site_id).await;
     let failed = recorded.last().unwrap();
     assert_eq!(
         (failed.0.as_str(), failed.1, failed.3.as_str()),
@@ -194,14 +123,14 @@ async fn a_failing_step_records_its_command_exit_code_and_stderr() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_host_key_that_changed_is_refused_and_recorded() {
-    let fixture = fixture().await;
+    let (fixture, site_id) = fixture().await;
     let impostor = brokeforge_ssh::generate_keypair("impostor");
     server_access::pin_host_key(&fixture.environment.db, fixture.server_id, &impostor.public_openssh)
         .await
         .unwrap();
     let events = EventTarget::Site {
         server_id: fixture.server_id,
-        site_id: fixture.site_id,
+        site_id,
     };
     let error =
         operations::execute::<SiteCommandRun>(&fixture.environment, events, Some(43), &command(&fixture, "true"))
@@ -210,7 +139,7 @@ async fn a_host_key_that_changed_is_refused_and_recorded() {
     let message = error.to_string();
     assert!(message.to_lowercase().contains("host key"), "{message}");
     assert!(!fixture.sshd.work_dir().join("never").exists());
-    let recorded = site_events(&fixture.environment.db, fixture.site_id).await;
+    let recorded = site_events(&fixture.environment.db, site_id).await;
     let failed = recorded.last().unwrap();
     assert_eq!(failed.3, "failed");
     assert_eq!(failed.4["kind"], "ssh");
@@ -219,13 +148,13 @@ async fn a_host_key_that_changed_is_refused_and_recorded() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn operations_run_as_jobs_one_at_a_time_per_server() {
-    let fixture = fixture().await;
+    let (fixture, site_id) = fixture().await;
     let queue = Queue::new(fixture.environment.db.clone());
     let mut registry = Registry::new();
     operations::register(&mut registry, &fixture.environment);
     let events = EventTarget::Site {
         server_id: fixture.server_id,
-        site_id: fixture.site_id,
+        site_id,
     };
     let mut ids = Vec::new();
     for n in 0..3 {

@@ -4,40 +4,20 @@
 //! so for every package. The jobs' outcomes are fed to the follow-up directly, so no
 //! server is needed here (the onboarding test in the web crate runs it over SSH).
 
-use std::sync::Arc;
+mod common;
 
-use brokeforge_app::auth::{Credential, Principal, Scope, Scopes};
+use brokeforge_app::auth::{Principal, Scope};
 use brokeforge_app::follow_up::{self, Finished, FollowUp};
-use brokeforge_app::operations::{
-    LiveOutput, OperationEnvironment, OperationError, OperationOutcome, PackageOperationPayload,
-};
+use brokeforge_app::operations::{OperationError, OperationOutcome, PackageOperationPayload};
 use brokeforge_app::{AppError, onboarding, provisioning};
 use brokeforge_db::servers::{self as server_table, ServerFields};
-use brokeforge_db::{Db, MasterKey, Sealer};
 use brokeforge_queue::{JobFilter, Queue};
-use brokeforge_ssh::{PoolConfig, SshPool};
+use common::Database;
 use serde_json::json;
 
+/// A principal of `user_id` whose token may read and write but not deploy.
 fn principal(user_id: i64) -> Principal {
-    Principal {
-        user_id,
-        email: format!("user{user_id}@example.com"),
-        name: String::new(),
-        is_admin: false,
-        scopes: Scopes::from_list(&[Scope::Read, Scope::Write]),
-        credential: Credential::Token { token_id: 0 },
-        ip: None,
-    }
-}
-
-async fn databases() -> Vec<(Db, Option<tempfile::TempDir>)> {
-    let directory = brokeforge_testkit::temp_data_dir();
-    let sqlite = Db::connect_sqlite(directory.path()).await.unwrap();
-    let url = tokio::task::spawn_blocking(brokeforge_testkit::fresh_postgres_database)
-        .await
-        .unwrap();
-    let postgres = Db::connect_postgres(&url).await.unwrap();
-    vec![(sqlite, Some(directory)), (postgres, None)]
+    common::principal(user_id, &[Scope::Read, Scope::Write])
 }
 
 /// The payload of the newest job.
@@ -55,31 +35,15 @@ async fn newest_payload(queue: &Queue) -> (i64, PackageOperationPayload) {
 
 #[tokio::test]
 async fn packages_run_one_job_after_another_and_resume_where_they_failed() {
-    for (db, _directory) in databases().await {
+    for Database { db, data: _data, .. } in common::databases().await {
         brokeforge_db::migrate::run(&db).await.unwrap();
-        let queue = Queue::new(db.clone());
-        let environment = OperationEnvironment {
-            db: db.clone(),
-            queue: queue.clone(),
-            sealer: Arc::new(Sealer::new(&MasterKey::generate().unwrap())),
-            ssh: SshPool::new(PoolConfig::default()),
-            live_output: LiveOutput::default(),
-        };
-        let user = brokeforge_db::users::insert(
-            &db,
-            &brokeforge_db::users::NewUser {
-                email: "owner@example.com",
-                name: "Owner",
-                password_hash: "x",
-                is_admin: false,
-            },
-        )
-        .await
-        .unwrap();
-        let owner = principal(user.id);
+        let environment = common::environment(db.clone());
+        let queue = environment.queue.clone();
+        let user_id = common::user(&db, "owner@example.com").await;
+        let owner = principal(user_id);
         let server = server_table::insert(
             &db,
-            user.id,
+            user_id,
             &ServerFields {
                 name: "web",
                 provider: "custom",
@@ -152,7 +116,7 @@ async fn packages_run_one_job_after_another_and_resume_where_they_failed() {
         assert_eq!(done[..4], [Some(true), Some(true), Some(true), None]);
 
         // Another user cannot resume it; the owner resumes at the failed package.
-        let stranger = principal(user.id + 1000);
+        let stranger = principal(user_id + 1000);
         assert!(matches!(
             provisioning::resume(&db, &queue, &stranger, server.id).await,
             Err(AppError::NotFound(_))

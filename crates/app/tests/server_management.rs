@@ -5,132 +5,33 @@
 //! exactly one job with the right payload, and follow-ups move rules and extension
 //! lists on as their jobs end.
 
-use std::sync::Arc;
+mod common;
 
-use brokeforge_app::auth::{Credential, Principal, Scope, Scopes};
+use brokeforge_app::AppError;
+use brokeforge_app::auth::Scope;
 use brokeforge_app::firewall_rules::{self, RuleInput};
 use brokeforge_app::follow_up::{self, Finished, FollowUp};
 use brokeforge_app::operations::{
-    EventTarget, LiveOutput, OperationEnvironment, OperationError, OperationOutcome, PACKAGE_OPERATION_KIND,
-    PackageOperation, PackageOperationPayload,
+    EventTarget, OperationError, OperationOutcome, PACKAGE_OPERATION_KIND, PackageOperation, PackageOperationPayload,
 };
 use brokeforge_app::php_versions;
-use brokeforge_app::{AppError, FieldErrors};
 use brokeforge_core::PhpVersion;
 use brokeforge_db::firewall_rules as rule_table;
 use brokeforge_db::package_records;
-use brokeforge_db::servers::{self, ServerFields};
-use brokeforge_db::{Db, MasterKey, Sealer, with_pool};
+use brokeforge_db::with_pool;
 use brokeforge_packages::firewall::rule::{PortSpec, Protocol, RuleAction};
 use brokeforge_packages::php::extension::PhpExtension;
-use brokeforge_queue::{JobFilter, JobId, JobRecord, Queue};
-use brokeforge_ssh::{PoolConfig, SshPool};
+use brokeforge_queue::JobId;
+use common::{BackendFixture, fields, principal, server};
 use serde_json::json;
 
-/// A control plane on one backend with two users; the owner has one server whose
-/// SSH daemon listens on 2222.
-struct Fixture {
-    backend: &'static str,
-    environment: OperationEnvironment,
-    owner: Principal,
-    other: Principal,
-    server_id: i64,
-    _data: Option<tempfile::TempDir>,
+/// A fixture on each backend, its server recorded with SSH on port 2222 and nothing
+/// installed on it yet.
+async fn both() -> Vec<BackendFixture> {
+    BackendFixture::on_both_backends(2222, &[]).await
 }
 
-async fn sqlite() -> Fixture {
-    let data = brokeforge_testkit::temp_data_dir();
-    let db = Db::connect_sqlite(data.path()).await.unwrap();
-    fixture_on(db, "sqlite", Some(data)).await
-}
-
-async fn postgres() -> Fixture {
-    let url = tokio::task::spawn_blocking(brokeforge_testkit::fresh_postgres_database)
-        .await
-        .unwrap();
-    let db = Db::connect_postgres(&url).await.unwrap();
-    fixture_on(db, "postgres", None).await
-}
-
-async fn both() -> Vec<Fixture> {
-    vec![sqlite().await, postgres().await]
-}
-
-fn principal(user_id: i64, scopes: &[Scope]) -> Principal {
-    Principal {
-        user_id,
-        email: format!("user{user_id}@example.com"),
-        name: String::new(),
-        is_admin: false,
-        scopes: Scopes::from_list(scopes),
-        credential: Credential::Token { token_id: 0 },
-        ip: None,
-    }
-}
-
-async fn user(db: &Db, email: &str) -> i64 {
-    brokeforge_db::users::insert(
-        db,
-        &brokeforge_db::users::NewUser {
-            email,
-            name: "",
-            password_hash: "x",
-            is_admin: false,
-        },
-    )
-    .await
-    .unwrap()
-    .id
-}
-
-async fn server(db: &Db, user_id: i64, name: &str, ssh_port: i32) -> i64 {
-    servers::insert(
-        db,
-        user_id,
-        &ServerFields {
-            name,
-            provider: "custom",
-            public_ip: "203.0.113.10",
-            ssh_port,
-            provision_config: json!({ "php_version": "8.3" }),
-        },
-    )
-    .await
-    .unwrap()
-    .id
-}
-
-async fn fixture_on(db: Db, backend: &'static str, data: Option<tempfile::TempDir>) -> Fixture {
-    brokeforge_db::migrate::run(&db).await.unwrap();
-    let owner_id = user(&db, "owner@example.com").await;
-    let other_id = user(&db, "other@example.com").await;
-    let server_id = server(&db, owner_id, "web-1", 2222).await;
-    let environment = OperationEnvironment {
-        queue: Queue::new(db.clone()),
-        db,
-        sealer: Arc::new(Sealer::new(&MasterKey::generate().unwrap())),
-        ssh: SshPool::new(PoolConfig::default()),
-        live_output: LiveOutput::default(),
-    };
-    Fixture {
-        backend,
-        environment,
-        owner: principal(owner_id, &Scope::ALL),
-        other: principal(other_id, &Scope::ALL),
-        server_id,
-        _data: data,
-    }
-}
-
-impl Fixture {
-    fn db(&self) -> &Db {
-        &self.environment.db
-    }
-
-    fn queue(&self) -> &Queue {
-        &self.environment.queue
-    }
-
+impl BackendFixture {
     /// Records what provisioning leaves: the firewall, and PHP versions with the given
     /// extensions, `default` as the command-line default.
     async fn provisioned(&self, server_id: i64, versions: &[(&str, &[&str])], default: &str) {
@@ -189,21 +90,6 @@ impl Fixture {
         .unwrap());
     }
 
-    /// Every package operation job of the fixture's server, oldest first.
-    async fn jobs(&self) -> Vec<JobRecord> {
-        let mut jobs = self
-            .queue()
-            .list(&JobFilter {
-                subject: Some(format!("server:{}", self.server_id)),
-                limit: 1000,
-                ..JobFilter::default()
-            })
-            .await
-            .unwrap();
-        jobs.reverse();
-        jobs
-    }
-
     /// The payload of the one job enqueued since `before` jobs existed.
     async fn only_new_job(&self, before: usize, job_id: JobId) -> PackageOperationPayload {
         let jobs = self.jobs().await;
@@ -218,6 +104,29 @@ impl Fixture {
         serde_json::from_value(job.payload.clone()).unwrap()
     }
 
+    /// The status and error of rule `rule_id`; `None` once the rule is deleted.
+    async fn rule_status(&self, rule_id: i64) -> Option<(String, Option<String>)> {
+        rule_table::find_by_id(self.db(), rule_id)
+            .await
+            .unwrap()
+            .map(|rule| (rule.status, rule.error))
+    }
+
+    /// Runs the follow-up of job `job_id` on rule `rule_id`; returns the rule's status
+    /// and error after it.
+    async fn finish_rule(
+        &self,
+        job_id: JobId,
+        rule_id: i64,
+        finished: Finished<'_>,
+    ) -> Option<(String, Option<String>)> {
+        let follow_up = FollowUp::FirewallRule { rule_id };
+        follow_up::run(&self.environment, self.server_id, job_id.0, &follow_up, finished)
+            .await
+            .unwrap();
+        self.rule_status(rule_id).await
+    }
+
     async fn audit_actions(&self) -> Vec<String> {
         brokeforge_app::audit::list_for_server(self.db(), self.owner.user_id, self.server_id, None, 100)
             .await
@@ -225,13 +134,6 @@ impl Fixture {
             .into_iter()
             .map(|event| event.action)
             .collect()
-    }
-}
-
-fn fields(error: AppError) -> FieldErrors {
-    match error {
-        AppError::Validation(errors) => errors,
-        other => panic!("expected field errors, got {other:?}"),
     }
 }
 
@@ -490,40 +392,17 @@ async fn adding_and_removing_a_rule_enqueue_one_job_each() {
     }
 }
 
-/// Runs the follow-up of job `job_id` on rule `rule_id`.
-async fn finish_rule(
-    environment: &OperationEnvironment,
-    server_id: i64,
-    job_id: JobId,
-    rule_id: i64,
-    finished: Finished<'_>,
-) {
-    let follow_up = FollowUp::FirewallRule { rule_id };
-    follow_up::run(environment, server_id, job_id.0, &follow_up, finished)
-        .await
-        .unwrap()
-}
-
 #[tokio::test]
 async fn a_rule_status_follows_its_job() {
     for fixture in both().await {
         let backend = fixture.backend;
         fixture.provisioned(fixture.server_id, &[], "8.3").await;
         let queue = fixture.queue();
-        let environment = &fixture.environment;
         let outcome = OperationOutcome {
             changed: true,
             steps_run: 1,
         };
         let refused = OperationError::Refused("ufw said no".to_owned());
-        let db = fixture.db();
-        let server_id = fixture.server_id;
-        let status = |rule_id: i64| async move {
-            rule_table::find_by_id(db, rule_id)
-                .await
-                .unwrap()
-                .map(|rule| (rule.status, rule.error))
-        };
         // Installed: nothing while the queue retries, then active.
         let first = firewall_rules::add(
             queue,
@@ -533,46 +412,23 @@ async fn a_rule_status_follows_its_job() {
         )
         .await
         .unwrap();
-        finish_rule(
-            environment,
-            server_id,
-            first.job_id,
-            first.rule.id,
-            Finished::WillRetry(&refused),
-        )
-        .await;
-        assert_eq!(
-            status(first.rule.id).await,
-            Some(("installing".to_owned(), None)),
-            "{backend}"
-        );
+        let status = fixture
+            .finish_rule(first.job_id, first.rule.id, Finished::WillRetry(&refused))
+            .await;
+        assert_eq!(status, Some(("installing".to_owned(), None)), "{backend}");
         // A job the rule is not waiting for changes nothing.
-        finish_rule(
-            environment,
-            server_id,
-            JobId(first.job_id.0 + 1000),
-            first.rule.id,
-            Finished::Succeeded(&outcome),
-        )
-        .await;
-        assert_eq!(
-            status(first.rule.id).await,
-            Some(("installing".to_owned(), None)),
-            "{backend}"
-        );
-        finish_rule(
-            environment,
-            server_id,
-            first.job_id,
-            first.rule.id,
-            Finished::Succeeded(&outcome),
-        )
-        .await;
-        assert_eq!(
-            status(first.rule.id).await,
-            Some(("active".to_owned(), None)),
-            "{backend}"
-        );
+        let status = fixture
+            .finish_rule(
+                JobId(first.job_id.0 + 1000),
+                first.rule.id,
+                Finished::Succeeded(&outcome),
+            )
+            .await;
+        assert_eq!(status, Some(("installing".to_owned(), None)), "{backend}");
+        let status = fixture
+            .finish_rule(first.job_id, first.rule.id, Finished::Succeeded(&outcome))
+            .await;
+        assert_eq!(status, Some(("active".to_owned(), None)), "{backend}");
 
         // Failed for good: failed, with the job's message.
         let second = firewall_rules::add(
@@ -583,16 +439,11 @@ async fn a_rule_status_follows_its_job() {
         )
         .await
         .unwrap();
-        finish_rule(
-            environment,
-            server_id,
-            second.job_id,
-            second.rule.id,
-            Finished::Failed(&refused),
-        )
-        .await;
+        let status = fixture
+            .finish_rule(second.job_id, second.rule.id, Finished::Failed(&refused))
+            .await;
         assert_eq!(
-            status(second.rule.id).await,
+            status,
             Some(("failed".to_owned(), Some("ufw said no".to_owned()))),
             "{backend}"
         );
@@ -602,38 +453,24 @@ async fn a_rule_status_follows_its_job() {
             .await
             .unwrap();
         assert_eq!(
-            status(second.rule.id).await,
+            fixture.rule_status(second.rule.id).await,
             Some(("removing".to_owned(), None)),
             "{backend}"
         );
-        finish_rule(
-            environment,
-            server_id,
-            removal.job_id,
-            second.rule.id,
-            Finished::Failed(&refused),
-        )
-        .await;
+        let status = fixture
+            .finish_rule(removal.job_id, second.rule.id, Finished::Failed(&refused))
+            .await;
         assert_eq!(
-            status(second.rule.id).await,
+            status,
             Some(("failed".to_owned(), Some("ufw said no".to_owned()))),
             "{backend}"
         );
         // The failed removal, retried from its job page, succeeds: its payload says it
         // removes the rule, whatever the row's status.
-        finish_rule(
-            environment,
-            server_id,
-            removal.job_id,
-            second.rule.id,
-            Finished::Succeeded(&outcome),
-        )
-        .await;
-        assert_eq!(
-            status(second.rule.id).await,
-            None,
-            "{backend}: removed rules are deleted"
-        );
+        let status = fixture
+            .finish_rule(removal.job_id, second.rule.id, Finished::Succeeded(&outcome))
+            .await;
+        assert_eq!(status, None, "{backend}: removed rules are deleted");
 
         // A job that ends before the rule names it still finds the rule waiting.
         let quick = rule_table::insert(
@@ -650,14 +487,9 @@ async fn a_rule_status_follows_its_job() {
         )
         .await
         .unwrap();
-        finish_rule(
-            environment,
-            server_id,
-            JobId(777),
-            quick.id,
-            Finished::Succeeded(&outcome),
-        )
-        .await;
+        fixture
+            .finish_rule(JobId(777), quick.id, Finished::Succeeded(&outcome))
+            .await;
         assert!(rule_table::set_job(fixture.db(), quick.id, 777).await.unwrap());
         let quick = rule_table::find_by_id(fixture.db(), quick.id).await.unwrap().unwrap();
         assert_eq!(

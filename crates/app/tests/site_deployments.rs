@@ -14,29 +14,27 @@
 //! it) and owns `/home/brokeforge/<domain>`, which the site installation would make;
 //! that installation needs root, so its job is reported as succeeded instead.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use brokeforge_app::auth::{Credential, Principal, Scope, Scopes};
 use brokeforge_app::deployments;
-use brokeforge_app::follow_up::{self, Finished, FollowUp};
-use brokeforge_app::operations::{LiveOutput, OperationEnvironment, OperationOutcome};
 use brokeforge_app::site_commands::{self, CommandInput};
 use brokeforge_app::site_deploy_keys;
 use brokeforge_app::sites::{self, DeploySettingsInput, SiteInput};
-use brokeforge_db::server_access::{self, credential_aad};
-use brokeforge_db::servers::{self, ServerFields};
 use brokeforge_db::site_deployments::DeploymentRecord;
-use brokeforge_db::{Db, MasterKey, Sealer, package_records, with_pool};
-use brokeforge_queue::{JobId, JobState, Queue, WorkerConfig, WorkerPool};
-use brokeforge_ssh::{PoolConfig, SshPool};
+use brokeforge_queue::{JobId, JobState};
 use brokeforge_testkit::SshServer;
+use common::{APP_HOME, Package, RemoveOnDrop, SshFixture, unique_domain};
 use serde_json::json;
-use tokio::sync::watch;
 
-const APP_HOME: &str = "/home/brokeforge";
+/// What provisioning left on the server that static sites need.
+const PACKAGES: &[Package] = &[("webserver", "nginx", "", "1.22")];
+
+/// How long a deployment or a command may take.
+const JOB_TIMEOUT: Duration = Duration::from_secs(120);
 
 fn git(directory: &Path, args: &[&str]) -> String {
     let output = Command::new("git")
@@ -118,154 +116,16 @@ impl Repository {
     }
 }
 
-struct Fixture {
-    environment: OperationEnvironment,
-    owner: Principal,
-    server_id: i64,
-    sshd: SshServer,
-    stop: watch::Sender<bool>,
-    workers: Option<tokio::task::JoinHandle<()>>,
-    _data: tempfile::TempDir,
-}
-
-async fn fixture() -> Fixture {
-    let sshd = tokio::task::spawn_blocking(SshServer::start).await.unwrap();
-    let data = brokeforge_testkit::temp_data_dir();
-    let db = Db::connect_sqlite(data.path()).await.unwrap();
-    brokeforge_db::migrate::run(&db).await.unwrap();
-    let sealer = Arc::new(Sealer::new(&MasterKey::generate().unwrap()));
-    let user = brokeforge_db::users::insert(
-        &db,
-        &brokeforge_db::users::NewUser {
-            email: "owner@example.com",
-            name: "Owner",
-            password_hash: "x",
-            is_admin: false,
-        },
-    )
-    .await
-    .unwrap();
-    let server = servers::insert(
-        &db,
-        user.id,
-        &ServerFields {
-            name: "web-1",
-            provider: "custom",
-            public_ip: sshd.host(),
-            ssh_port: i32::from(sshd.port()),
-            provision_config: json!({}),
-        },
-    )
-    .await
-    .unwrap();
-    server_access::pin_host_key(&db, server.id, sshd.host_public_key())
-        .await
-        .unwrap();
-    for role in ["root", "brokeforge"] {
-        let keypair = brokeforge_ssh::generate_keypair(&format!("brokeforge-{role}"));
-        sshd.authorize_key(&keypair.public_openssh);
-        let sealed = sealer
-            .seal_str(keypair.private_openssh.expose(), &credential_aad(server.id, role))
-            .unwrap();
-        server_access::store_credential(
-            &db,
-            server.id,
-            role,
-            Some(sshd.user()),
-            &sealed,
-            &keypair.public_openssh,
-        )
-        .await
-        .unwrap();
-    }
-    package_records::upsert_server_package(&db, server.id, "webserver", "nginx", "", "1.22", &json!({}), "active")
-        .await
-        .unwrap();
-    let queue = Queue::new(db.clone());
-    let environment = OperationEnvironment {
-        queue: queue.clone(),
-        db: db.clone(),
-        sealer,
-        ssh: SshPool::new(PoolConfig::default()),
-        live_output: LiveOutput::default(),
-    };
-    let (stop, _) = watch::channel(false);
-    Fixture {
-        environment,
-        owner: Principal {
-            user_id: user.id,
-            email: "owner@example.com".to_owned(),
-            name: String::new(),
-            is_admin: false,
-            scopes: Scopes::from_list(&Scope::ALL),
-            credential: Credential::Token { token_id: 0 },
-            ip: None,
-        },
-        server_id: server.id,
-        sshd,
-        stop,
-        workers: None,
-        _data: data,
-    }
-}
-
-impl Fixture {
-    fn queue(&self) -> &Queue {
-        &self.environment.queue
-    }
-
-    /// Starts one worker running every job kind.
-    fn start_workers(&mut self) {
-        let mut registry = brokeforge_app::jobs::registry(&brokeforge_app::jobs::JobEnvironment {
-            db: self.environment.db.clone(),
-        });
-        brokeforge_app::operations::register(&mut registry, &self.environment);
-        sites::register(&mut registry, &self.environment);
-        let mut config = WorkerConfig::new(1);
-        config.poll_interval = Duration::from_millis(50);
-        let stopped = self.stop.subscribe();
-        let pool = WorkerPool::new(self.queue().clone(), registry, config);
-        self.workers = Some(tokio::spawn(pool.run(stopped)));
-    }
-
-    async fn wait(&self, job_id: JobId) -> JobState {
-        let deadline = Instant::now() + Duration::from_secs(120);
-        loop {
-            let job = self.queue().get(job_id).await.unwrap().unwrap();
-            if job.state.is_final() {
-                return job.state;
-            }
-            assert!(Instant::now() < deadline, "job {job_id} did not finish");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-
+impl SshFixture {
     async fn deploy(&self, site_id: i64) -> (DeploymentRecord, JobState) {
         let started = deployments::deploy(self.queue(), &self.owner, site_id, None)
             .await
             .unwrap();
-        let state = self.wait(started.job_id).await;
+        let state = self.wait(started.job_id, JOB_TIMEOUT).await;
         let record = deployments::get(self.queue(), &self.owner, site_id, started.deployment.id)
             .await
             .unwrap();
         (record, state)
-    }
-
-    /// The progress events of a job: (milestone, status, details).
-    async fn events(&self, job_id: i64) -> Vec<(String, String, serde_json::Value)> {
-        with_pool!(self.environment.db, |pool| sqlx::query_as::<
-            _,
-            (String, String, sqlx::types::Json<serde_json::Value>),
-        >(
-            "SELECT milestone, status, details FROM server_site_package_events WHERE job_id = $1 ORDER BY id"
-        )
-        .bind(job_id)
-        .fetch_all(pool)
-        .await
-        .unwrap())
-        .into_iter()
-        .map(|(milestone, status, details)| (milestone, status, details.0))
-        .collect()
     }
 }
 
@@ -287,83 +147,26 @@ fn releases_on_disk(root: &Path) -> Vec<String> {
     names
 }
 
-/// Removes the site's directory when the test ends, passed or not.
-struct RemoveOnDrop(PathBuf);
-
-impl Drop for RemoveOnDrop {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// Makes the brokeforge home (owned by the test account, which stands in for
-/// brokeforge) and the site's directory, as installing the site would.
-fn site_directory(domain: &str, uid: u32, gid: u32) -> PathBuf {
-    let home = Path::new(APP_HOME);
-    if !home.exists() {
-        std::fs::create_dir_all(home).unwrap();
-    }
-    let owner = std::os::unix::fs::MetadataExt::uid(&std::fs::metadata(home).unwrap());
-    if owner != uid {
-        std::os::unix::fs::chown(home, Some(uid), Some(gid)).unwrap();
-    }
-    let root = home.join(domain);
-    std::fs::create_dir_all(&root).unwrap();
-    std::os::unix::fs::chown(&root, Some(uid), Some(gid)).unwrap();
-    root
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_static_site_deploys_redeploys_rolls_back_prunes_and_survives_a_failing_script() {
-    let mut fixture = fixture().await;
+    let mut fixture = SshFixture::start(PACKAGES).await;
     let account = fixture.sshd.account();
     let (uid, gid) = (account.uid, account.gid);
     let repository = Repository::new(uid, gid);
     let first_commit = repository.commit("<h1>v1</h1>\n", "First version");
-    let domain = format!(
-        "t{}-{}.example.test",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .subsec_nanos()
-    );
-    let root = site_directory(&domain, uid, gid);
+    let domain = unique_domain("t");
+    let root = fixture.site_directory(&domain, &[]);
     let _cleanup = RemoveOnDrop(root.clone());
 
-    let created = sites::create(
-        fixture.queue(),
-        &fixture.environment.sealer,
-        &fixture.owner,
-        fixture.server_id,
-        &SiteInput {
+    let site_id = fixture
+        .installed_site(&SiteInput {
             domain: Some(domain.clone()),
             site_type: Some("static".to_owned()),
             git_repository: Some(repository.url()),
             git_branch: Some("main".to_owned()),
             ..SiteInput::default()
-        },
-    )
-    .await
-    .unwrap();
-    let site_id = created.site.id;
-    // The installation needs root; it is reported as done, and its job cancelled.
-    fixture.queue().cancel(created.job_id).await.unwrap();
-    follow_up::run(
-        &fixture.environment,
-        fixture.server_id,
-        created.job_id.0,
-        &FollowUp::Site {
-            site_id,
-            removing: false,
-        },
-        Finished::Succeeded(&OperationOutcome {
-            changed: true,
-            steps_run: 1,
-        }),
-    )
-    .await
-    .unwrap();
+        })
+        .await;
     fixture.start_workers();
     sites::update_deploy_settings(
         &fixture.environment.db,
@@ -416,7 +219,7 @@ async fn a_static_site_deploys_redeploys_rolls_back_prunes_and_survives_a_failin
         .unwrap();
     assert_eq!(site.current_release.as_deref(), Some(first.release_id.as_str()));
     assert_eq!(site.last_deployed_commit.as_deref(), Some(first_commit.as_str()));
-    let events = fixture.events(first.job_id.unwrap()).await;
+    let events = fixture.events(JobId(first.job_id.unwrap())).await;
     assert!(
         events
             .iter()
@@ -440,7 +243,7 @@ async fn a_static_site_deploys_redeploys_rolls_back_prunes_and_survives_a_failin
     let rollback = deployments::rollback(fixture.queue(), &fixture.owner, site_id, &first.release_id)
         .await
         .unwrap();
-    assert_eq!(fixture.wait(rollback.job_id).await, JobState::Succeeded);
+    assert_eq!(fixture.wait(rollback.job_id, JOB_TIMEOUT).await, JobState::Succeeded);
     assert_eq!(live_release(&root), first.release_id);
     assert_eq!(
         std::fs::read_to_string(current.join("index.html")).unwrap(),
@@ -499,7 +302,7 @@ async fn a_static_site_deploys_redeploys_rolls_back_prunes_and_survives_a_failin
         .await
         .unwrap();
     assert_eq!(site.current_release.as_deref(), Some(third.release_id.as_str()));
-    let events = fixture.events(failed.job_id.unwrap()).await;
+    let events = fixture.events(JobId(failed.job_id.unwrap())).await;
     let (milestone, _, details) = events.iter().rev().find(|(_, status, _)| status == "failed").unwrap();
     assert_eq!(milestone, "Running the deploy script");
     assert_eq!(details["exit_code"], 3);
@@ -523,7 +326,7 @@ async fn a_static_site_deploys_redeploys_rolls_back_prunes_and_survives_a_failin
     )
     .await
     .unwrap();
-    assert_eq!(fixture.wait(command.job_id).await, JobState::Succeeded);
+    assert_eq!(fixture.wait(command.job_id, JOB_TIMEOUT).await, JobState::Succeeded);
     let run = site_commands::get(fixture.queue(), &fixture.owner, site_id, command.run.id)
         .await
         .unwrap();
@@ -543,7 +346,7 @@ async fn a_static_site_deploys_redeploys_rolls_back_prunes_and_survives_a_failin
     )
     .await
     .unwrap();
-    assert_eq!(fixture.wait(failing.job_id).await, JobState::Failed);
+    assert_eq!(fixture.wait(failing.job_id, JOB_TIMEOUT).await, JobState::Failed);
     let run = site_commands::get(fixture.queue(), &fixture.owner, site_id, failing.run.id)
         .await
         .unwrap();
@@ -551,10 +354,7 @@ async fn a_static_site_deploys_redeploys_rolls_back_prunes_and_survives_a_failin
     assert_eq!(run.exit_code, Some(5));
     assert!(run.output_tail.contains("no such table"), "{:?}", run.output_tail);
 
-    let _ = fixture.stop.send(true);
-    if let Some(workers) = fixture.workers.take() {
-        let _ = workers.await;
-    }
+    fixture.stop_workers().await;
 }
 
 /// Deletes the site's own key pair and known hosts file when the test ends.
@@ -570,7 +370,7 @@ impl Drop for RemoveSiteGitFiles {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_site_deploys_over_ssh_with_its_own_key_from_a_pinned_self_hosted_git_server() {
-    let mut fixture = fixture().await;
+    let mut fixture = SshFixture::start(PACKAGES).await;
     let account = fixture.sshd.account();
     let (uid, gid) = (account.uid, account.gid);
     let repository = Repository::new(uid, gid);
@@ -593,51 +393,21 @@ async fn a_site_deploys_over_ssh_with_its_own_key_from_a_pinned_self_hosted_git_
             .collect::<Vec<_>>()
             .join(" ")
     );
-    let domain = format!(
-        "g{}-{}.example.test",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .subsec_nanos()
-    );
-    let root = site_directory(&domain, uid, gid);
+    let domain = unique_domain("g");
+    let root = fixture.site_directory(&domain, &[]);
     let _cleanup = RemoveOnDrop(root.clone());
     let _git_files = RemoveSiteGitFiles(domain.clone());
 
-    let created = sites::create(
-        fixture.queue(),
-        &fixture.environment.sealer,
-        &fixture.owner,
-        fixture.server_id,
-        &SiteInput {
+    let site_id = fixture
+        .installed_site(&SiteInput {
             domain: Some(domain.clone()),
             site_type: Some("static".to_owned()),
             git_repository: Some(url.clone()),
             git_branch: Some("main".to_owned()),
             git_host_keys: Some(json!([host_key_line])),
             ..SiteInput::default()
-        },
-    )
-    .await
-    .unwrap();
-    let site_id = created.site.id;
-    fixture.queue().cancel(created.job_id).await.unwrap();
-    follow_up::run(
-        &fixture.environment,
-        fixture.server_id,
-        created.job_id.0,
-        &FollowUp::Site {
-            site_id,
-            removing: false,
-        },
-        Finished::Succeeded(&OperationOutcome {
-            changed: true,
-            steps_run: 1,
-        }),
-    )
-    .await
-    .unwrap();
+        })
+        .await;
     fixture.start_workers();
 
     // The site's own key is made on the server; the control plane keeps the public half.
@@ -727,8 +497,5 @@ async fn a_site_deploys_over_ssh_with_its_own_key_from_a_pinned_self_hosted_git_
     assert!(!Path::new(&private_path).exists());
     assert!(!Path::new(&format!("{private_path}.pub")).exists());
 
-    let _ = fixture.stop.send(true);
-    if let Some(workers) = fixture.workers.take() {
-        let _ = workers.await;
-    }
+    fixture.stop_workers().await;
 }

@@ -8,120 +8,31 @@
 //! brokeforge (both roles log in as it) and owns `/home/brokeforge/<domain>`; the
 //! site's installation needs root, so its job is reported as succeeded instead.
 
+mod common;
+
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use brokeforge_app::AppError;
-use brokeforge_app::auth::{Credential, Principal, Scope, Scopes};
-use brokeforge_app::follow_up::{self, Finished, FollowUp};
-use brokeforge_app::operations::{OperationEnvironment, OperationOutcome};
+use brokeforge_app::auth::{Principal, Scope, Scopes};
 use brokeforge_app::site_env;
 use brokeforge_app::site_files::{self, Browse, MAX_FILE_BYTES};
-use brokeforge_app::sites::{self, SiteInput};
+use brokeforge_app::sites::SiteInput;
 use brokeforge_core::Secret;
-use brokeforge_db::server_access::{self, credential_aad};
-use brokeforge_db::servers::{self, ServerFields};
-use brokeforge_db::{Db, MasterKey, Sealer, package_records, with_pool};
-use brokeforge_queue::Queue;
-use brokeforge_testkit::SshServer;
-use serde_json::json;
+use common::{Package, RemoveOnDrop, SshFixture, unique_domain};
 
-const APP_HOME: &str = "/home/brokeforge";
+/// What provisioning left on the server that the sites here need.
+const PACKAGES: &[Package] = &[("webserver", "nginx", "", "1.22"), ("php", "php", "8.3", "8.3")];
 
-struct Fixture {
-    environment: OperationEnvironment,
-    owner: Principal,
-    server_id: i64,
-    sshd: SshServer,
-    _data: tempfile::TempDir,
-}
+/// The directories of a site that installing it would make: `shared/` and `public/`.
+const SITE_LAYOUT: &[&str] = &["shared", "public"];
 
-async fn fixture() -> Fixture {
-    let sshd = tokio::task::spawn_blocking(SshServer::start).await.unwrap();
-    let data = brokeforge_testkit::temp_data_dir();
-    let db = Db::connect_sqlite(data.path()).await.unwrap();
-    brokeforge_db::migrate::run(&db).await.unwrap();
-    let sealer = Arc::new(Sealer::new(&MasterKey::generate().unwrap()));
-    let user = brokeforge_db::users::insert(
-        &db,
-        &brokeforge_db::users::NewUser {
-            email: "owner@example.com",
-            name: "Owner",
-            password_hash: "x",
-            is_admin: false,
-        },
-    )
-    .await
-    .unwrap();
-    let server = servers::insert(
-        &db,
-        user.id,
-        &ServerFields {
-            name: "web-1",
-            provider: "custom",
-            public_ip: sshd.host(),
-            ssh_port: i32::from(sshd.port()),
-            provision_config: json!({}),
-        },
-    )
-    .await
-    .unwrap();
-    server_access::pin_host_key(&db, server.id, sshd.host_public_key())
-        .await
-        .unwrap();
-    for role in ["root", "brokeforge"] {
-        let keypair = brokeforge_ssh::generate_keypair(&format!("brokeforge-{role}"));
-        sshd.authorize_key(&keypair.public_openssh);
-        let sealed = sealer
-            .seal_str(keypair.private_openssh.expose(), &credential_aad(server.id, role))
-            .unwrap();
-        server_access::store_credential(
-            &db,
-            server.id,
-            role,
-            Some(sshd.user()),
-            &sealed,
-            &keypair.public_openssh,
-        )
-        .await
-        .unwrap();
-    }
-    package_records::upsert_server_package(&db, server.id, "webserver", "nginx", "", "1.22", &json!({}), "active")
-        .await
-        .unwrap();
-    package_records::upsert_server_package(&db, server.id, "php", "php", "8.3", "8.3", &json!({}), "active")
-        .await
-        .unwrap();
-    let environment = OperationEnvironment::new(db.clone(), Queue::new(db), sealer);
-    Fixture {
-        environment,
-        owner: Principal {
-            user_id: user.id,
-            email: "owner@example.com".to_owned(),
-            name: String::new(),
-            is_admin: false,
-            scopes: Scopes::from_list(&Scope::ALL),
-            credential: Credential::Token { token_id: 0 },
-            ip: None,
-        },
-        server_id: server.id,
-        sshd,
-        _data: data,
-    }
-}
-
-impl Fixture {
+impl SshFixture {
     /// Creates a site of `site_type` and reports its installation as done (for
     /// WordPress, its WordPress job too).
     async fn site(&self, domain: &str, site_type: &str) -> i64 {
         let wordpress = site_type == "wordpress";
-        let created = sites::create(
-            &self.environment.queue,
-            &self.environment.sealer,
-            &self.owner,
-            self.server_id,
-            &SiteInput {
+        let site_id = self
+            .installed_site(&SiteInput {
                 domain: Some(domain.to_owned()),
                 site_type: Some(site_type.to_owned()),
                 php_version: (site_type != "static").then(|| "8.3".to_owned()),
@@ -129,28 +40,10 @@ impl Fixture {
                 database_user: wordpress.then(|| "wp".to_owned()),
                 database_password: wordpress.then(|| Secret::new("wp-password".to_owned())),
                 ..SiteInput::default()
-            },
-        )
-        .await
-        .unwrap();
-        self.environment.queue.cancel(created.job_id).await.unwrap();
-        follow_up::run(
-            &self.environment,
-            self.server_id,
-            created.job_id.0,
-            &FollowUp::Site {
-                site_id: created.site.id,
-                removing: false,
-            },
-            Finished::Succeeded(&OperationOutcome {
-                changed: true,
-                steps_run: 1,
-            }),
-        )
-        .await
-        .unwrap();
+            })
+            .await;
         if wordpress {
-            let site = brokeforge_db::sites::find(&self.environment.db, created.site.id)
+            let site = brokeforge_db::sites::find(&self.environment.db, site_id)
                 .await
                 .unwrap()
                 .unwrap();
@@ -160,72 +53,16 @@ impl Fixture {
                 .await
                 .unwrap();
         }
-        created.site.id
+        site_id
     }
 
     /// Every text the site's events and the audit log hold.
     async fn recorded_texts(&self) -> Vec<String> {
-        let events = with_pool!(self.environment.db, |pool| sqlx::query_as::<
-            _,
-            (String, Option<String>, sqlx::types::Json<serde_json::Value>),
-        >(
-            "SELECT milestone, error_log, details FROM server_site_package_events"
-        )
-        .fetch_all(pool)
-        .await)
-        .unwrap();
-        let audit = with_pool!(self.environment.db, |pool| sqlx::query_as::<_, (String, String)>(
-            "SELECT action, summary FROM audit_events"
-        )
-        .fetch_all(pool)
-        .await)
-        .unwrap();
+        let events = self.event_texts().await;
+        let audit = self.audit_texts().await;
         assert!(!events.is_empty() && !audit.is_empty());
-        events
-            .into_iter()
-            .map(|(milestone, error_log, details)| format!("{milestone} {error_log:?} {}", details.0))
-            .chain(audit.into_iter().map(|(action, summary)| format!("{action} {summary}")))
-            .collect()
+        events.into_iter().chain(audit).collect()
     }
-}
-
-/// Removes the site's directory when the test ends, passed or not.
-struct RemoveOnDrop(PathBuf);
-
-impl Drop for RemoveOnDrop {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// Makes the site's directory with `shared/` (owned by the test account, which
-/// stands in for brokeforge), as installing the site would.
-fn site_directory(domain: &str, uid: u32, gid: u32) -> PathBuf {
-    let home = Path::new(APP_HOME);
-    if !home.exists() {
-        std::fs::create_dir_all(home).unwrap();
-    }
-    let owner = std::os::unix::fs::MetadataExt::uid(&std::fs::metadata(home).unwrap());
-    if owner != uid {
-        std::os::unix::fs::chown(home, Some(uid), Some(gid)).unwrap();
-    }
-    let root = home.join(domain);
-    for directory in [root.clone(), root.join("shared"), root.join("public")] {
-        std::fs::create_dir_all(&directory).unwrap();
-        std::os::unix::fs::chown(&directory, Some(uid), Some(gid)).unwrap();
-    }
-    root
-}
-
-fn unique_domain(prefix: &str) -> String {
-    format!(
-        "{prefix}{}-{}.example.test",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .subsec_nanos()
-    )
 }
 
 fn path_refusal(result: Result<impl std::fmt::Debug, AppError>) -> String {
@@ -237,10 +74,9 @@ fn path_refusal(result: Result<impl std::fmt::Debug, AppError>) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_environment_file_round_trips_and_never_reaches_events_or_the_audit_log() {
-    let fixture = fixture().await;
-    let account = fixture.sshd.account();
+    let fixture = SshFixture::start(PACKAGES).await;
     let domain = unique_domain("env");
-    let root = site_directory(&domain, account.uid, account.gid);
+    let root = fixture.site_directory(&domain, SITE_LAYOUT);
     let _cleanup = RemoveOnDrop(root.clone());
     let site_id = fixture.site(&domain, "laravel").await;
     let environment = &fixture.environment;
@@ -309,7 +145,7 @@ async fn the_environment_file_round_trips_and_never_reaches_events_or_the_audit_
 
     // WordPress sites edit wp-config.php.
     let wordpress_domain = unique_domain("wp");
-    let wordpress_root = site_directory(&wordpress_domain, account.uid, account.gid);
+    let wordpress_root = fixture.site_directory(&wordpress_domain, SITE_LAYOUT);
     let _wordpress_cleanup = RemoveOnDrop(wordpress_root.clone());
     let wordpress = fixture.site(&wordpress_domain, "wordpress").await;
     let config = "<?php\ndefine('DB_PASSWORD', 'x');\n";
@@ -330,10 +166,10 @@ async fn the_environment_file_round_trips_and_never_reaches_events_or_the_audit_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_file_explorer_stays_inside_the_site() {
-    let fixture = fixture().await;
+    let fixture = SshFixture::start(PACKAGES).await;
     let account = fixture.sshd.account();
     let domain = unique_domain("files");
-    let root = site_directory(&domain, account.uid, account.gid);
+    let root = fixture.site_directory(&domain, SITE_LAYOUT);
     let _cleanup = RemoveOnDrop(root.clone());
     let site_id = fixture.site(&domain, "static").await;
     let environment = &fixture.environment;

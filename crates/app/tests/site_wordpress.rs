@@ -14,27 +14,35 @@
 //! the site's installation would make; that installation needs root, so its job is
 //! reported as succeeded instead.
 
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
-use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::sync::{Arc, OnceLock};
-use std::time::{Duration, Instant};
+mod common;
 
-use brokeforge_app::auth::{Credential, Principal, Scope, Scopes};
-use brokeforge_app::follow_up::{self, Finished, FollowUp};
-use brokeforge_app::operations::{OperationEnvironment, OperationOutcome};
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::Path;
+use std::process::Command;
+use std::sync::OnceLock;
+use std::time::Duration;
+
 use brokeforge_app::sites::{self, SiteInput};
 use brokeforge_app::wordpress::WORDPRESS_KIND;
 use brokeforge_core::{Cmd, RemoteUser, Secret, ShellArg};
-use brokeforge_db::server_access::{self, credential_aad};
-use brokeforge_db::servers::{self, ServerFields};
-use brokeforge_db::{Db, MasterKey, Sealer, package_records, with_pool};
-use brokeforge_queue::{JobId, JobState, Queue, WorkerConfig, WorkerPool};
-use brokeforge_testkit::{FileServer, SshServer};
+use brokeforge_db::with_pool;
+use brokeforge_queue::{JobId, JobState};
+use brokeforge_testkit::FileServer;
+use common::{Package, RemoveOnDrop, SshFixture, unique_domain};
 use serde_json::json;
-use tokio::sync::watch;
 
-const APP_HOME: &str = "/home/brokeforge";
+/// What provisioning left on the server that WordPress sites need.
+const PACKAGES: &[Package] = &[
+    ("webserver", "nginx", "", "1.22"),
+    ("php", "php", "8.2", "8.2"),
+    ("php", "php-cli-default", "", "8.2"),
+];
+
+/// The directories of a site that installing it would make: `releases/` and `shared/`.
+const SITE_LAYOUT: &[&str] = &["releases", "shared"];
+
+/// How long a WordPress job may take.
+const JOB_TIMEOUT: Duration = Duration::from_secs(180);
 
 /// A password with everything PHP's single-quoted strings treat specially.
 const PASSWORD: &str = r"wp-'quoted'-\back\slash\-$dollar-?>";
@@ -102,142 +110,12 @@ fn wordpress_tarball() -> &'static (Vec<u8>, String) {
     })
 }
 
-struct Fixture {
-    environment: OperationEnvironment,
-    owner: Principal,
-    server_id: i64,
-    sshd: SshServer,
-    stop: watch::Sender<bool>,
-    _data: tempfile::TempDir,
-}
-
-async fn fixture() -> Fixture {
-    let sshd = tokio::task::spawn_blocking(SshServer::start).await.unwrap();
-    let data = brokeforge_testkit::temp_data_dir();
-    let db = Db::connect_sqlite(data.path()).await.unwrap();
-    brokeforge_db::migrate::run(&db).await.unwrap();
-    let sealer = Arc::new(Sealer::new(&MasterKey::generate().unwrap()));
-    let user = brokeforge_db::users::insert(
-        &db,
-        &brokeforge_db::users::NewUser {
-            email: "owner@example.com",
-            name: "Owner",
-            password_hash: "x",
-            is_admin: false,
-        },
-    )
-    .await
-    .unwrap();
-    let server = servers::insert(
-        &db,
-        user.id,
-        &ServerFields {
-            name: "web-1",
-            provider: "custom",
-            public_ip: sshd.host(),
-            ssh_port: i32::from(sshd.port()),
-            provision_config: json!({}),
-        },
-    )
-    .await
-    .unwrap();
-    server_access::pin_host_key(&db, server.id, sshd.host_public_key())
-        .await
-        .unwrap();
-    for role in ["root", "brokeforge"] {
-        let keypair = brokeforge_ssh::generate_keypair(&format!("brokeforge-{role}"));
-        sshd.authorize_key(&keypair.public_openssh);
-        let sealed = sealer
-            .seal_str(keypair.private_openssh.expose(), &credential_aad(server.id, role))
-            .unwrap();
-        server_access::store_credential(
-            &db,
-            server.id,
-            role,
-            Some(sshd.user()),
-            &sealed,
-            &keypair.public_openssh,
-        )
-        .await
-        .unwrap();
-    }
-    for (package_type, name, instance, version) in [
-        ("webserver", "nginx", "", "1.22"),
-        ("php", "php", "8.2", "8.2"),
-        ("php", "php-cli-default", "", "8.2"),
-    ] {
-        package_records::upsert_server_package(
-            &db,
-            server.id,
-            package_type,
-            name,
-            instance,
-            version,
-            &json!({}),
-            "active",
-        )
-        .await
-        .unwrap();
-    }
-    let environment = OperationEnvironment::new(db.clone(), Queue::new(db), sealer);
-    let (stop, _) = watch::channel(false);
-    Fixture {
-        environment,
-        owner: Principal {
-            user_id: user.id,
-            email: "owner@example.com".to_owned(),
-            name: String::new(),
-            is_admin: false,
-            scopes: Scopes::from_list(&Scope::ALL),
-            credential: Credential::Token { token_id: 0 },
-            ip: None,
-        },
-        server_id: server.id,
-        sshd,
-        stop,
-        _data: data,
-    }
-}
-
-impl Fixture {
-    fn queue(&self) -> &Queue {
-        &self.environment.queue
-    }
-
-    /// Starts one worker running every job kind.
-    fn start_workers(&self) {
-        let mut registry = brokeforge_app::jobs::registry(&brokeforge_app::jobs::JobEnvironment {
-            db: self.environment.db.clone(),
-        });
-        brokeforge_app::operations::register(&mut registry, &self.environment);
-        sites::register(&mut registry, &self.environment);
-        let mut config = WorkerConfig::new(1);
-        config.poll_interval = Duration::from_millis(50);
-        let pool = WorkerPool::new(self.queue().clone(), registry, config);
-        tokio::spawn(pool.run(self.stop.subscribe()));
-    }
-
-    async fn wait(&self, job_id: JobId) -> JobState {
-        let deadline = Instant::now() + Duration::from_secs(180);
-        loop {
-            let job = self.queue().get(job_id).await.unwrap().unwrap();
-            if job.state.is_final() {
-                return job.state;
-            }
-            assert!(Instant::now() < deadline, "job {job_id} did not finish");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-
+impl SshFixture {
     /// Creates a WordPress site downloading from `url`, reports its installation as
     /// done, and returns the site and its `site.wordpress` job.
     async fn wordpress_site(&self, domain: &str, url: &str) -> (i64, JobId) {
-        let created = sites::create(
-            self.queue(),
-            &self.environment.sealer,
-            &self.owner,
-            self.server_id,
-            &SiteInput {
+        let site_id = self
+            .installed_site(&SiteInput {
                 domain: Some(domain.to_owned()),
                 site_type: Some("wordpress".to_owned()),
                 database_name: Some("blog_db".to_owned()),
@@ -247,27 +125,9 @@ impl Fixture {
                 table_prefix: Some("blog_".to_owned()),
                 wordpress_download_url: Some(url.to_owned()),
                 ..SiteInput::default()
-            },
-        )
-        .await
-        .unwrap();
-        self.queue().cancel(created.job_id).await.unwrap();
-        follow_up::run(
-            &self.environment,
-            self.server_id,
-            created.job_id.0,
-            &FollowUp::Site {
-                site_id: created.site.id,
-                removing: false,
-            },
-            Finished::Succeeded(&OperationOutcome {
-                changed: true,
-                steps_run: 1,
-            }),
-        )
-        .await
-        .unwrap();
-        let site = brokeforge_db::sites::find(&self.environment.db, created.site.id)
+            })
+            .await;
+        let site = brokeforge_db::sites::find(&self.environment.db, site_id)
             .await
             .unwrap()
             .unwrap();
@@ -281,40 +141,10 @@ impl Fixture {
         (site.id, job_id)
     }
 
-    /// The progress events of a job: (milestone, status, details).
-    async fn events(&self, job_id: JobId) -> Vec<(String, String, serde_json::Value)> {
-        with_pool!(self.environment.db, |pool| sqlx::query_as::<
-            _,
-            (String, String, sqlx::types::Json<serde_json::Value>),
-        >(
-            "SELECT milestone, status, details FROM server_site_package_events WHERE job_id = $1 ORDER BY id"
-        )
-        .bind(job_id.0)
-        .fetch_all(pool)
-        .await
-        .unwrap())
-        .into_iter()
-        .map(|(milestone, status, details)| (milestone, status, details.0))
-        .collect()
-    }
-
     /// Every text the events, the audit log and the job table hold.
     async fn recorded_texts(&self) -> Vec<String> {
-        let events = with_pool!(self.environment.db, |pool| sqlx::query_as::<
-            _,
-            (String, Option<String>, sqlx::types::Json<serde_json::Value>),
-        >(
-            "SELECT milestone, error_log, details FROM server_site_package_events"
-        )
-        .fetch_all(pool)
-        .await)
-        .unwrap();
-        let audit = with_pool!(self.environment.db, |pool| sqlx::query_as::<_, (String, String)>(
-            "SELECT action, summary FROM audit_events"
-        )
-        .fetch_all(pool)
-        .await)
-        .unwrap();
+        let events = self.event_texts().await;
+        let audit = self.audit_texts().await;
         let jobs = with_pool!(self.environment.db, |pool| {
             sqlx::query_as::<_, (String, Option<String>)>("SELECT CAST(payload AS TEXT), last_error FROM jobs")
                 .fetch_all(pool)
@@ -323,8 +153,7 @@ impl Fixture {
         .unwrap();
         events
             .into_iter()
-            .map(|(milestone, error_log, details)| format!("{milestone} {error_log:?} {}", details.0))
-            .chain(audit.into_iter().map(|(action, summary)| format!("{action} {summary}")))
+            .chain(audit)
             .chain(jobs.into_iter().map(|(payload, error)| format!("{payload} {error:?}")))
             .collect()
     }
@@ -342,50 +171,6 @@ impl Fixture {
     }
 }
 
-impl Drop for Fixture {
-    fn drop(&mut self) {
-        let _ = self.stop.send(true);
-    }
-}
-
-/// Removes the site's directory when the test ends, passed or not.
-struct RemoveOnDrop(PathBuf);
-
-impl Drop for RemoveOnDrop {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// Makes the site's directory with `releases/` and `shared/` (owned by the test
-/// account, which stands in for brokeforge), as installing the site would.
-fn site_directory(domain: &str, uid: u32, gid: u32) -> PathBuf {
-    let home = Path::new(APP_HOME);
-    if !home.exists() {
-        std::fs::create_dir_all(home).unwrap();
-    }
-    if std::fs::metadata(home).unwrap().uid() != uid {
-        std::os::unix::fs::chown(home, Some(uid), Some(gid)).unwrap();
-    }
-    let root = home.join(domain);
-    for directory in [root.clone(), root.join("releases"), root.join("shared")] {
-        std::fs::create_dir_all(&directory).unwrap();
-        std::os::unix::fs::chown(&directory, Some(uid), Some(gid)).unwrap();
-    }
-    root
-}
-
-fn unique_domain(prefix: &str) -> String {
-    format!(
-        "{prefix}{}-{}.example.test",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .subsec_nanos()
-    )
-}
-
 fn arg(text: &str) -> ShellArg {
     ShellArg::new(text).unwrap()
 }
@@ -399,16 +184,15 @@ async fn wordpress_is_downloaded_checked_and_configured_and_a_bad_checksum_stops
         ("/tampered.tar.gz".to_owned(), tarball),
         ("/tampered.tar.gz.sha1".to_owned(), "f".repeat(40).into_bytes()),
     ]);
-    let fixture = fixture().await;
-    let account = fixture.sshd.account();
-    let (uid, gid) = (account.uid, account.gid);
+    let mut fixture = SshFixture::start(PACKAGES).await;
+    let uid = fixture.sshd.account().uid;
     let domain = unique_domain("wp");
-    let root = site_directory(&domain, uid, gid);
+    let root = fixture.site_directory(&domain, SITE_LAYOUT);
     let _cleanup = RemoveOnDrop(root.clone());
 
     let (site_id, job_id) = fixture.wordpress_site(&domain, &files.url("/latest.tar.gz")).await;
     fixture.start_workers();
-    assert_eq!(fixture.wait(job_id).await, JobState::Succeeded);
+    assert_eq!(fixture.wait(job_id, JOB_TIMEOUT).await, JobState::Succeeded);
     let site = brokeforge_db::sites::find(&fixture.environment.db, site_id)
         .await
         .unwrap()
@@ -483,12 +267,12 @@ async fn wordpress_is_downloaded_checked_and_configured_and_a_bad_checksum_stops
     // A download that does not match its published checksum: the job fails at the
     // check, with both values in the error output, and nothing goes live.
     let tampered_domain = unique_domain("wpbad");
-    let tampered_root = site_directory(&tampered_domain, uid, gid);
+    let tampered_root = fixture.site_directory(&tampered_domain, SITE_LAYOUT);
     let _cleanup_tampered = RemoveOnDrop(tampered_root.clone());
     let (tampered_id, tampered_job) = fixture
         .wordpress_site(&tampered_domain, &files.url("/tampered.tar.gz"))
         .await;
-    assert_eq!(fixture.wait(tampered_job).await, JobState::Failed);
+    assert_eq!(fixture.wait(tampered_job, JOB_TIMEOUT).await, JobState::Failed);
     let site = brokeforge_db::sites::find(&fixture.environment.db, tampered_id)
         .await
         .unwrap()

@@ -5,137 +5,38 @@
 //! follow-ups and job outcomes are recorded, and webhook signatures, branches and
 //! replays are checked.
 
-use std::sync::Arc;
+mod common;
 
-use brokeforge_app::auth::{Credential, Principal, Scope, Scopes};
+use brokeforge_app::AppError;
+use brokeforge_app::auth::Scope;
 use brokeforge_app::deployments::{self, DEPLOYMENT_KIND, DeploymentPayload};
 use brokeforge_app::follow_up::{self, Finished, FollowUp};
 use brokeforge_app::operations::{
-    EventTarget, LiveOutput, OperationEnvironment, OperationError, OperationOutcome, PACKAGE_OPERATION_KIND,
-    PackageOperation, PackageOperationPayload,
+    EventTarget, OperationError, OperationOutcome, PACKAGE_OPERATION_KIND, PackageOperation, PackageOperationPayload,
 };
 use brokeforge_app::site_commands::{self, COMMAND_KIND, CommandInput, CommandPayload};
 use brokeforge_app::sites::{self, DeploySettingsInput, SiteInput};
 use brokeforge_app::webhooks::{self, Provider, WebhookError, WebhookOutcome, WebhookRequest};
 use brokeforge_app::wordpress::{WORDPRESS_KIND, WordPressPayload};
-use brokeforge_app::{AppError, FieldErrors};
 use brokeforge_core::Secret;
-use brokeforge_db::servers::{self, ServerFields};
 use brokeforge_db::site_deployments as deployment_table;
 use brokeforge_db::sites as site_table;
-use brokeforge_db::{Db, MasterKey, Sealer, package_records};
-use brokeforge_queue::{JobFilter, JobRecord, Queue};
-use brokeforge_ssh::{PoolConfig, SshPool};
+use common::{BackendFixture, Package, fields, principal};
 use serde_json::json;
 
 const COMMIT_A: &str = "9fceb02d0ae598e95dc970b74767f19372d61af8";
 const COMMIT_B: &str = "0123456789abcdef0123456789abcdef01234567";
 
-struct Fixture {
-    backend: &'static str,
-    environment: OperationEnvironment,
-    owner: Principal,
-    other: Principal,
-    server_id: i64,
-    _data: Option<tempfile::TempDir>,
-}
+/// What provisioning left on the server: nginx and PHP 8.3, the command-line default.
+const PACKAGES: &[Package] = &[
+    ("webserver", "nginx", "", "1.22"),
+    ("php", "php", "8.3", "8.3"),
+    ("php", "php-cli-default", "", "8.3"),
+];
 
-async fn sqlite() -> Fixture {
-    let data = brokeforge_testkit::temp_data_dir();
-    let db = Db::connect_sqlite(data.path()).await.unwrap();
-    fixture_on(db, "sqlite", Some(data)).await
-}
-
-async fn postgres() -> Fixture {
-    let url = tokio::task::spawn_blocking(brokeforge_testkit::fresh_postgres_database)
-        .await
-        .unwrap();
-    let db = Db::connect_postgres(&url).await.unwrap();
-    fixture_on(db, "postgres", None).await
-}
-
-async fn both() -> Vec<Fixture> {
-    vec![sqlite().await, postgres().await]
-}
-
-fn principal(user_id: i64, scopes: &[Scope]) -> Principal {
-    Principal {
-        user_id,
-        email: format!("user{user_id}@example.com"),
-        name: String::new(),
-        is_admin: false,
-        scopes: Scopes::from_list(scopes),
-        credential: Credential::Token { token_id: 0 },
-        ip: None,
-    }
-}
-
-async fn user(db: &Db, email: &str) -> i64 {
-    brokeforge_db::users::insert(
-        db,
-        &brokeforge_db::users::NewUser {
-            email,
-            name: "",
-            password_hash: "x",
-            is_admin: false,
-        },
-    )
-    .await
-    .unwrap()
-    .id
-}
-
-async fn fixture_on(db: Db, backend: &'static str, data: Option<tempfile::TempDir>) -> Fixture {
-    brokeforge_db::migrate::run(&db).await.unwrap();
-    let owner_id = user(&db, "owner@example.com").await;
-    let other_id = user(&db, "other@example.com").await;
-    let server_id = servers::insert(
-        &db,
-        owner_id,
-        &ServerFields {
-            name: "web-1",
-            provider: "custom",
-            public_ip: "203.0.113.10",
-            ssh_port: 22,
-            provision_config: json!({ "php_version": "8.3" }),
-        },
-    )
-    .await
-    .unwrap()
-    .id;
-    for (package_type, name, instance, version) in [
-        ("webserver", "nginx", "", "1.22"),
-        ("php", "php", "8.3", "8.3"),
-        ("php", "php-cli-default", "", "8.3"),
-    ] {
-        package_records::upsert_server_package(
-            &db,
-            server_id,
-            package_type,
-            name,
-            instance,
-            version,
-            &json!({}),
-            "active",
-        )
-        .await
-        .unwrap();
-    }
-    let environment = OperationEnvironment {
-        queue: Queue::new(db.clone()),
-        db,
-        sealer: Arc::new(Sealer::new(&MasterKey::generate().unwrap())),
-        ssh: SshPool::new(PoolConfig::default()),
-        live_output: LiveOutput::default(),
-    };
-    Fixture {
-        backend,
-        environment,
-        owner: principal(owner_id, &Scope::ALL),
-        other: principal(other_id, &Scope::ALL),
-        server_id,
-        _data: data,
-    }
+/// A fixture on each backend, its server recorded with SSH on port 22.
+async fn both() -> Vec<BackendFixture> {
+    BackendFixture::on_both_backends(22, PACKAGES).await
 }
 
 fn input(domain: &str) -> SiteInput {
@@ -144,13 +45,6 @@ fn input(domain: &str) -> SiteInput {
         site_type: Some("static".to_owned()),
         git_repository: Some("git@github.com:acme/site.git".to_owned()),
         ..SiteInput::default()
-    }
-}
-
-fn fields(error: AppError) -> FieldErrors {
-    match error {
-        AppError::Validation(errors) => errors,
-        other => panic!("expected field errors, got {other:?}"),
     }
 }
 
@@ -168,29 +62,7 @@ fn succeeded() -> OperationOutcome {
     }
 }
 
-impl Fixture {
-    fn db(&self) -> &Db {
-        &self.environment.db
-    }
-
-    fn queue(&self) -> &Queue {
-        &self.environment.queue
-    }
-
-    async fn jobs(&self) -> Vec<JobRecord> {
-        let mut jobs = self
-            .queue()
-            .list(&JobFilter {
-                subject: Some(format!("server:{}", self.server_id)),
-                limit: 1000,
-                ..JobFilter::default()
-            })
-            .await
-            .unwrap();
-        jobs.reverse();
-        jobs
-    }
-
+impl BackendFixture {
     /// Creates a site and reports its install job as succeeded: an active site.
     async fn active_site(&self, domain: &str) -> i64 {
         let created = sites::create(
