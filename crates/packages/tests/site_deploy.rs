@@ -250,6 +250,43 @@ fn rollback_plans_and_refusals() {
 }
 
 #[test]
+fn a_stopped_php_fpm_stops_the_deployment_before_the_switch() {
+    let input = deploy_input(SiteType::Laravel);
+    let plan = SiteDeploy::plan(&input, &next_deployment()).unwrap().to_string();
+    let check = plan.find("systemctl is-active --quiet").expect("the PHP-FPM check");
+    let switch = plan.find("mv -fT").expect("the switch");
+    assert!(check < switch, "{plan}");
+    // The check itself, with a stand-in systemctl that reports the service as stopped
+    // or running.
+    let dir = TempDir::new("fpm-check");
+    let cmd = brokeforge_packages::site::deploy::fpm_running_cmd(PhpVersion::Php83).render_for_execution();
+    for (exit_code, succeeds) in [(3, false), (0, true)] {
+        std::fs::write(dir.join("systemctl"), format!("#!/bin/sh\nexit {exit_code}\n")).unwrap();
+        std::fs::set_permissions(
+            dir.join("systemctl"),
+            std::os::unix::fs::PermissionsExt::from_mode(0o755),
+        )
+        .unwrap();
+        let output = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(&cmd)
+            .env("PATH", format!("{}:/usr/bin:/bin", dir.text()))
+            .output()
+            .unwrap();
+        assert_eq!(output.status.success(), succeeds, "{}", describe(&output));
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        if succeeds {
+            assert!(stderr.is_empty(), "{stderr}");
+        } else {
+            assert!(
+                stderr.contains("php8.3-fpm is not running") && stderr.contains("the live release was left as it was"),
+                "{stderr}"
+            );
+        }
+    }
+}
+
+#[test]
 fn the_deployment_scripts_pass_shellcheck() {
     let input = deploy_input(SiteType::Laravel);
     let plan = SiteDeploy::plan(&input, &next_deployment()).unwrap();
@@ -276,8 +313,8 @@ fn the_deployment_scripts_pass_shellcheck() {
         checked += 1;
     }
     assert_eq!(
-        checked, 6,
-        "prepare, check out, link, run, prune and the release listing"
+        checked, 7,
+        "prepare, check out, link, run, the PHP-FPM check, prune and the release listing"
     );
 }
 

@@ -30,9 +30,10 @@
 //!    Composer when its script starts with `#!/usr/bin/env php`, as the official
 //!    installer's does). The release has no `.git` directory. On success the release
 //!    gets its marker;
-//! 6. **activate**: `ln -sfn releases/<id> current.tmp-<id> && mv -fT current.tmp-<id>
-//!    current`: `rename(2)` replaces the link in one step, so every request sees
-//!    either the old release or the new one;
+//! 6. **activate**: for PHP sites, check that the version's PHP-FPM runs (a stopped
+//!    one fails here, before anything is live); then `ln -sfn releases/<id>
+//!    current.tmp-<id> && mv -fT current.tmp-<id> current`: `rename(2)` replaces the
+//!    link in one step, so every request sees either the old release or the new one;
 //! 7. **reload PHP-FPM** (PHP types): `sudo -n /usr/bin/systemctl reload phpX.Y-fpm`,
 //!    one of the bootstrap's sudo rules, so workers drop their caches;
 //! 8. **prune**: keep `keep_releases` releases, the live one included: the newest
@@ -395,6 +396,26 @@ pub fn prune_releases_cmd(layout: &SiteLayout, keep: KeepReleases) -> Cmd {
         .arg(keep.get())
 }
 
+/// Checks that PHP-FPM runs, run as `sh -c SCRIPT sh SERVICE`, before `current`
+/// switches: a stopped PHP-FPM could not serve the new release and its reload after
+/// the switch would fail with the release already live.
+const FPM_RUNNING_SCRIPT: &str = concat!(
+    "'",
+    r#"systemctl is-active --quiet -- "$1" && exit 0; "#,
+    r#"echo "$1 is not running, so no release can be served: start it (systemctl start $1) and deploy again; the live release was left as it was" >&2; "#,
+    r#"exit 1"#,
+    "'",
+);
+
+/// The check that the version's PHP-FPM runs (see [`FPM_RUNNING_SCRIPT`]).
+pub fn fpm_running_cmd(version: PhpVersion) -> Cmd {
+    Cmd::new("sh")
+        .lit("-c")
+        .lit(FPM_RUNNING_SCRIPT)
+        .lit("sh")
+        .arg(fpm_service(version))
+}
+
 /// `sudo -n /usr/bin/systemctl reload phpX.Y-fpm`, exactly the bootstrap's sudo rule
 /// [`SudoRule::ReloadPhpFpm`](crate::bootstrap::SudoRule::ReloadPhpFpm).
 pub fn reload_fpm_cmd(version: PhpVersion) -> Cmd {
@@ -587,6 +608,9 @@ impl Operation for SiteDeploy {
 
         let steps = plan.milestone(SiteDeployMilestone::Activate);
         if !live {
+            if let Some(version) = input.php_version {
+                steps.run(fpm_running_cmd(version));
+            }
             steps.run(switch_current_cmd(&layout, &input.release));
         }
 
@@ -708,6 +732,9 @@ impl Operation for SiteRollback {
         let mut plan = Self::plan_writer();
         let steps = plan.milestone(SiteRollbackMilestone::Activate);
         if !live {
+            if let Some(version) = input.php_version {
+                steps.run(fpm_running_cmd(version));
+            }
             steps.run(switch_current_cmd(&layout, &input.release));
         }
         let steps = plan.milestone(SiteRollbackMilestone::ReloadPhpFpm);
