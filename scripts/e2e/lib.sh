@@ -364,12 +364,13 @@ background_stop_all() {
 #
 # BrokeForge fetches from ssh:// (or git@host:path) and https:// URLs only, and over
 # SSH it accepts only host keys it pins (those of github.com, gitlab.com and
-# bitbucket.org; its CLI cannot add another host's key yet). So the harness serves
-# the repository over HTTPS: Git's plain HTTP protocol (static files, kept current by
-# `git update-server-info`) from a small Python TLS server on the host's loopback,
-# which the VM reaches at 10.0.2.2. Its certificate, for IP address 10.0.2.2, comes
-# from a throwaway CA made per run, which the harness adds to the VM's trust store
-# over root SSH, as an administrator would add a company's internal CA.
+# bitbucket.org, and those pinned for the site). Serving over SSH would need an sshd
+# with a Git account on the host, so the harness serves the repository over HTTPS:
+# Git's plain HTTP protocol (static files, kept current by `git update-server-info`)
+# from a small Python TLS server on the host's loopback, which the VM reaches at
+# 10.0.2.2. Its certificate, for IP address 10.0.2.2, comes from a throwaway CA made
+# per run, which the harness adds to the VM's trust store over root SSH, as an
+# administrator would add a company's internal CA.
 
 E2E_GIT_DIR=''
 E2E_GIT_PORT=''
@@ -437,7 +438,12 @@ git_repository_url() {
 vm_trust_git_ca() {
     local certificate
     certificate=$(base64 -w0 <"$E2E_GIT_DIR/ca.crt")
-    vm_ssh "echo '$certificate' | base64 -d >/usr/local/share/ca-certificates/brokeforge-e2e-git.crt && update-ca-certificates >/dev/null"
+    local output
+    if ! output=$(vm_ssh "echo '$certificate' | base64 -d >/usr/local/share/ca-certificates/brokeforge-e2e-git.crt && update-ca-certificates" 2>&1); then
+        printf '%s\n' "$output" | sed 's/^/  vm| /' >&2
+        fail "update-ca-certificates failed in the VM"
+    fi
+    grep -q '1 added' <<<"$output" || fail "update-ca-certificates did not add the CA: $output"
 }
 
 # Creates the app: a working copy on the host and the bare repository it pushes to,

@@ -16,6 +16,7 @@ E2E_SCENARIO_PHASES=(
     provisioning
     assert-stack
     firewall-rule
+    git-repository
     site-create
     site-deploy
     site-redeploy
@@ -148,7 +149,7 @@ phase_provisioning() {
 }
 
 # Prints how long each of the server's jobs took, oldest first, with its first
-# milestone (which names the package).
+# milestone (which names the package); jobs of 30 s or more also get their steps.
 print_job_timings() {
     local jobs id started finished seconds milestone
     jobs=$(bf jobs list --server "$E2E_SERVER_ID" --json) || return 0
@@ -158,6 +159,9 @@ print_job_timings() {
         seconds=$(($(date -d "$finished" +%s) - $(date -d "$started" +%s)))
         milestone=$(bf jobs show "$id" --json 2>/dev/null | jq -r '.events[0].milestone // .kind') || milestone='?'
         printf '  #%-4s %5d s  %s\n' "$id" "$seconds" "$milestone"
+        if [ "$seconds" -ge 30 ]; then
+            print_job_steps "$id"
+        fi
     done < <(jq -r '.data | sort_by(.id)[] | [.id, .started_at // "", .finished_at // ""] | @tsv' <<<"$jobs")
 }
 
@@ -274,7 +278,7 @@ E2E_COMMIT_1=''
 E2E_COMMIT_2=''
 E2E_LOAD_PID=''
 
-# Prints "<HTTP code> <body>" of the site's page through the HTTP forward.
+# Prints "<body> <HTTP code>" of the site's page through the HTTP forward.
 site_page() {
     curl -sS --max-time 20 -H "Host: $E2E_SITE_DOMAIN" -w ' %{http_code}' \
         "http://127.0.0.1:$E2E_VM_HTTP_PORT/" 2>&1 || true
@@ -310,7 +314,7 @@ print_job_steps() {
         | to_entries as $steps
         | $steps[] | .value as $step
         | (if .key + 1 < ($steps | length) then $steps[.key + 1].value.at else $finish end) as $upto
-        | "    \(($upto - $step.at) / 1000 | . * 10 | round / 10 | tostring | (" " * (7 - length)) + .) s  \($step.milestone) (\($step.status))"
+        | "    \(($upto - $step.at) / 1000 | . * 10 | round / 10 | tostring | (" " * (7 - length)) + .) s  \($step.milestone)\(if $step.status == "failed" then " (failed)" else "" end)"
     ' <<<"$job"
 }
 
@@ -338,6 +342,9 @@ deploy_site() {
     job=$(jq -r '.job_id // empty' <<<"$deployment")
     if [ "$status" -ne 0 ]; then
         report_job_failure "$job"
+        # What is live after the failure, on the server and in BrokeForge's record.
+        echo "--- after the failure: current -> $(vm_ssh "readlink /home/brokeforge/$E2E_SITE_DOMAIN/current || echo nothing" 2>&1);" \
+            "BrokeForge's live release: $(site_json | jq -r '.current_release // "none"')" >&2
         fail "the deployment of commit $expected failed (BrokeForge's message above)"
     fi
     report_deployment "$deployment" "$expected"
@@ -357,15 +364,18 @@ report_deployment() {
     print_job_steps "$(jq -r '.job_id' <<<"$deployment")"
 }
 
-# Creates the app's repository and its HTTPS server, makes the VM trust the server's
-# CA, and creates the PHP site with the CLI.
-phase_site_create() {
+# Creates the app's repository and its HTTPS server on the host and makes the VM
+# trust the server's CA (the harness's setup, not BrokeForge's).
+phase_git_repository() {
     git_server_start
     app_repository_init
     vm_trust_git_ca
-    # The harness's own check of this setup, before BrokeForge relies on it.
     expect_in_vm 'the VM trusts the Git server' 'refs/heads/main' \
         "curl -fsS $(git_repository_url)/info/refs"
+}
+
+# Creates the PHP site from the repository with the CLI.
+phase_site_create() {
     bf sites create "$E2E_SERVER_ID" --domain "$E2E_SITE_DOMAIN" --type php --php 8.2 \
         --repository "$(git_repository_url)" --branch main --follow
     E2E_SITE_ID=$(bf sites list "$E2E_SERVER_ID" --json |

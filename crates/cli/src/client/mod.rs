@@ -114,6 +114,23 @@ impl ApiClient {
     pub async fn get(&self, path: &str) -> anyhow::Result<Value> {
         self.call(Method::GET, path, None).await
     }
+
+    /// Whether `GET path` finds something: false on 404, an error on any other
+    /// refusal or when the control plane cannot be reached.
+    pub async fn exists(&self, path: &str) -> anyhow::Result<bool> {
+        let url = format!("{}{path}", self.base);
+        let response = self
+            .http
+            .get(&url)
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .with_context(|| format!("cannot reach {}", self.base))?;
+        if response.status() == StatusCode::NOT_FOUND {
+            return Ok(false);
+        }
+        decode(response).await.map(|_| true)
+    }
 }
 
 /// The HTTP client every command uses.

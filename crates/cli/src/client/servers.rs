@@ -214,7 +214,16 @@ pub async fn run(options: &ClientOptions, command: ServersCommand) -> anyhow::Re
             let answer = client.call(Method::DELETE, &path, None).await?;
             if let Some(job_id) = answer["id"].as_i64().filter(|_| remove_access) {
                 if follow {
-                    return follow::follow(&client, job_id, options.json).await;
+                    let followed = follow::follow(&client, job_id, options.json).await;
+                    // A successful removal deletes the server, and its jobs with it: the
+                    // job then answers 404, and the server's absence is the success.
+                    if followed.is_err() && !client.exists(&format!("/api/v1/servers/{server_id}")).await? {
+                        if !options.json {
+                            println!("BrokeForge's access was removed and server {server_id} deleted.");
+                        }
+                        return Ok(());
+                    }
+                    return followed;
                 }
                 if options.json {
                     print_json(&answer)
