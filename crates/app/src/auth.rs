@@ -349,12 +349,27 @@ pub async fn open_session(
     })
 }
 
+/// A principal and the moment its credential stops being valid, if it has one.
+#[derive(Debug, Clone)]
+pub struct Authenticated {
+    pub principal: Principal,
+    /// Milliseconds since the epoch after which the credential is refused.
+    pub expires_at_ms: Option<i64>,
+}
+
 /// The principal behind a session cookie, or `None` when it is unknown or expired.
 pub async fn authenticate_session(
     db: &Db,
     cookie_value: &str,
     ip: Option<&str>,
 ) -> Result<Option<Principal>, AppError> {
+    Ok(check_session(db, cookie_value, ip)
+        .await?
+        .map(|authenticated| authenticated.principal))
+}
+
+/// Like [`authenticate_session`], with the session's expiry.
+pub async fn check_session(db: &Db, cookie_value: &str, ip: Option<&str>) -> Result<Option<Authenticated>, AppError> {
     if cookie_value.len() != 64 || !cookie_value.bytes().all(|byte| byte.is_ascii_hexdigit()) {
         return Ok(None);
     }
@@ -363,20 +378,25 @@ pub async fn authenticate_session(
         return Ok(None);
     };
     // Slide the expiry at most once a minute, so reads do not all become writes.
+    let mut expires_at_ms = session.expires_at_ms;
     if now - session.last_seen_at_ms > 60_000 {
-        sessions::touch(db, session.session_id, now, now + millis(SESSION_IDLE_LIFETIME)).await?;
+        expires_at_ms = now + millis(SESSION_IDLE_LIFETIME);
+        sessions::touch(db, session.session_id, now, expires_at_ms).await?;
     }
-    Ok(Some(Principal {
-        user_id: session.user_id,
-        email: session.email,
-        name: session.name,
-        is_admin: session.is_admin,
-        scopes: Scopes::all(),
-        credential: Credential::Session {
-            session_id: session.session_id,
-            csrf_token: session.csrf_token,
+    Ok(Some(Authenticated {
+        principal: Principal {
+            user_id: session.user_id,
+            email: session.email,
+            name: session.name,
+            is_admin: session.is_admin,
+            scopes: Scopes::all(),
+            credential: Credential::Session {
+                session_id: session.session_id,
+                csrf_token: session.csrf_token,
+            },
+            ip: ip.map(str::to_owned),
         },
-        ip: ip.map(str::to_owned),
+        expires_at_ms: Some(expires_at_ms),
     }))
 }
 
@@ -661,6 +681,13 @@ pub async fn create_token_for_user(
 /// The principal behind a bearer token, or `None` when the token is unknown,
 /// malformed, revoked or expired.
 pub async fn authenticate_token(db: &Db, token: &str, ip: Option<&str>) -> Result<Option<Principal>, AppError> {
+    Ok(check_token(db, token, ip)
+        .await?
+        .map(|authenticated| authenticated.principal))
+}
+
+/// Like [`authenticate_token`], with the token's expiry.
+pub async fn check_token(db: &Db, token: &str, ip: Option<&str>) -> Result<Option<Authenticated>, AppError> {
     let Some(rest) = token.strip_prefix("bf_") else {
         return Ok(None);
     };
@@ -687,14 +714,17 @@ pub async fn authenticate_token(db: &Db, token: &str, ip: Option<&str>) -> Resul
     {
         api_tokens::touch_last_used(db, found.id).await?;
     }
-    Ok(Some(Principal {
-        user_id: found.user_id,
-        email: found.email,
-        name: found.name,
-        is_admin: found.is_admin,
-        scopes: Scopes::parse_stored(&found.scopes),
-        credential: Credential::Token { token_id: found.id },
-        ip: ip.map(str::to_owned),
+    Ok(Some(Authenticated {
+        principal: Principal {
+            user_id: found.user_id,
+            email: found.email,
+            name: found.name,
+            is_admin: found.is_admin,
+            scopes: Scopes::parse_stored(&found.scopes),
+            credential: Credential::Token { token_id: found.id },
+            ip: ip.map(str::to_owned),
+        },
+        expires_at_ms: found.expires_at.map(|expiry| expiry.timestamp_millis()),
     }))
 }
 

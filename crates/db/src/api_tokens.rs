@@ -4,6 +4,7 @@
 
 use chrono::{DateTime, Utc};
 
+use crate::changes::Topic;
 use crate::error::{DbError, is_unique_violation};
 use crate::pool::Db;
 
@@ -138,6 +139,7 @@ pub async fn revoke(db: &Db, user_id: i64, id: i64) -> Result<bool, DbError> {
             .await?
             .rows_affected()
     });
+    db.changes().bump(Topic::Credentials);
     Ok(changed == 1)
 }
 

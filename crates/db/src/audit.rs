@@ -3,6 +3,7 @@
 
 use chrono::{DateTime, Utc};
 
+use crate::changes::Topic;
 use crate::error::DbError;
 use crate::pool::Db;
 
@@ -41,7 +42,7 @@ macro_rules! audit_columns {
 /// Stores an audit event.
 pub async fn insert(db: &Db, event: &NewAuditEvent<'_>) -> Result<i64, DbError> {
     let now = crate::clock::now();
-    Ok(crate::with_pool!(db, |pool| {
+    let id = crate::with_pool!(db, |pool| {
         sqlx::query_scalar::<_, i64>(
             "INSERT INTO audit_events (user_id, actor, action, server_id, target, summary, ip, created_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
@@ -56,7 +57,9 @@ pub async fn insert(db: &Db, event: &NewAuditEvent<'_>) -> Result<i64, DbError> 
         .bind(now)
         .fetch_one(pool)
         .await?
-    }))
+    });
+    db.changes().bump(Topic::Audit);
+    Ok(id)
 }
 
 /// A user's own actions, newest first, below the id `before`.

@@ -9,6 +9,7 @@
 pub mod api_tokens;
 pub mod audit;
 pub mod bootstrap_tokens;
+pub mod changes;
 pub mod clock;
 pub mod error;
 pub mod firewall_rules;
@@ -30,6 +31,7 @@ pub mod sites;
 pub mod throttle;
 pub mod users;
 
+pub use changes::Topic;
 pub use error::DbError;
 pub use pool::{Backend, Db, DbConfig};
 pub use seal::{MasterKey, SealError, Sealer};

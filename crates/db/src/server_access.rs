@@ -2,6 +2,7 @@
 //! host key, and the sealed key pair of each SSH role (`root`, `brokeforge`).
 //! Private keys are stored only sealed, with associated data naming the row.
 
+use crate::changes::Topic;
 use crate::error::DbError;
 use crate::pool::Db;
 
@@ -64,6 +65,7 @@ pub async fn pin_host_key(db: &Db, server_id: i64, host_key: &str) -> Result<(),
             .await?
             .rows_affected()
     });
+    db.changes().bump(Topic::Servers);
     if changed == 1 {
         Ok(())
     } else {

@@ -5,6 +5,7 @@
 use chrono::{DateTime, Utc};
 use sqlx::types::Json;
 
+use crate::changes::Topic;
 use crate::error::{DbError, is_unique_violation};
 use crate::pool::Db;
 
@@ -83,7 +84,9 @@ pub async fn insert(db: &Db, user_id: i64, fields: &ServerFields<'_>) -> Result<
             .fetch_one(pool)
             .await
     });
-    result.map_err(|error| conflict_or_query(error, fields))
+    let record = result.map_err(|error| conflict_or_query(error, fields))?;
+    db.changes().bump(Topic::Servers);
+    Ok(record)
 }
 
 /// Replaces the editable fields of a server the user owns. `None` when there is none.
@@ -112,7 +115,9 @@ pub async fn update_owned(
             .fetch_optional(pool)
             .await
     });
-    result.map_err(|error| conflict_or_query(error, fields))
+    let record = result.map_err(|error| conflict_or_query(error, fields))?;
+    db.changes().bump(Topic::Servers);
+    Ok(record)
 }
 
 /// One server of a user.
@@ -185,6 +190,7 @@ pub async fn delete_owned(db: &Db, user_id: i64, id: i64) -> Result<bool, DbErro
             .await?
             .rows_affected()
     });
+    db.changes().bump(Topic::Servers);
     Ok(changed == 1)
 }
 
@@ -219,6 +225,7 @@ pub async fn record_bootstrap(db: &Db, id: i64, report: &BootstrapReport<'_>) ->
         .await?
         .rows_affected()
     });
+    db.changes().bump(Topic::Servers);
     if changed == 1 {
         Ok(())
     } else {
@@ -238,6 +245,7 @@ pub async fn set_connection_status(db: &Db, id: i64, status: &str) -> Result<(),
             .execute(pool)
             .await?;
     });
+    db.changes().bump(Topic::Servers);
     Ok(())
 }
 
@@ -253,6 +261,7 @@ pub async fn set_provisioning(db: &Db, id: i64, status: &str, state: &serde_json
             .execute(pool)
             .await?;
     });
+    db.changes().bump(Topic::Servers);
     Ok(())
 }
 

@@ -1,6 +1,7 @@
 //! The `sessions` table: server-side sign-in sessions. The browser's cookie holds a
 //! random token; only its SHA-256 is stored, so a database leak yields no cookies.
 
+use crate::changes::Topic;
 use crate::error::DbError;
 use crate::pool::Db;
 
@@ -84,28 +85,35 @@ pub async fn delete_by_hash(db: &Db, token_hash: &[u8]) -> Result<(), DbError> {
             .execute(pool)
             .await?;
     });
+    db.changes().bump(Topic::Credentials);
     Ok(())
 }
 
 /// Ends every session of a user except `keep` (used after a password change).
 pub async fn delete_for_user_except(db: &Db, user_id: i64, keep: Option<i64>) -> Result<u64, DbError> {
-    Ok(crate::with_pool!(db, |pool| {
+    let deleted = crate::with_pool!(db, |pool| {
         sqlx::query("DELETE FROM sessions WHERE user_id = $1 AND ($2 IS NULL OR id <> $2)")
             .bind(user_id)
             .bind(keep)
             .execute(pool)
             .await?
             .rows_affected()
-    }))
+    });
+    db.changes().bump(Topic::Credentials);
+    Ok(deleted)
 }
 
 /// Removes expired sessions; returns how many.
 pub async fn delete_expired(db: &Db, now_ms: i64) -> Result<u64, DbError> {
-    Ok(crate::with_pool!(db, |pool| {
+    let deleted = crate::with_pool!(db, |pool| {
         sqlx::query("DELETE FROM sessions WHERE expires_at_ms <= $1")
             .bind(now_ms)
             .execute(pool)
             .await?
             .rows_affected()
-    }))
+    });
+    if deleted > 0 {
+        db.changes().bump(Topic::Credentials);
+    }
+    Ok(deleted)
 }

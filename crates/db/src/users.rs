@@ -2,6 +2,7 @@
 
 use chrono::{DateTime, Utc};
 
+use crate::changes::Topic;
 use crate::error::{DbError, is_unique_violation};
 use crate::pool::Db;
 
@@ -119,6 +120,7 @@ pub async fn update_password_hash(db: &Db, id: i64, password_hash: &str) -> Resu
             .await?
             .rows_affected()
     });
+    db.changes().bump(Topic::Credentials);
     Ok(changed == 1)
 }
 
@@ -131,5 +133,8 @@ pub async fn delete(db: &Db, id: i64) -> Result<bool, DbError> {
             .await?
             .rows_affected()
     });
+    // The user's sessions, tokens and servers went with it.
+    db.changes().bump(Topic::Credentials);
+    db.changes().bump(Topic::Servers);
     Ok(changed == 1)
 }

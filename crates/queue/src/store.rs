@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use brokeforge_db::{Backend, Db, with_pool};
+use brokeforge_db::{Backend, Db, Topic, with_pool};
 use tokio::sync::Notify;
 
 use crate::backoff::Backoff;
@@ -170,6 +170,11 @@ impl Queue {
         &self.db
     }
 
+    /// Tells this process's caches that jobs changed (see `brokeforge_db::changes`).
+    fn changed(&self) {
+        self.db.changes().bump(Topic::Jobs);
+    }
+
     pub(crate) fn wake(&self) -> &Arc<Notify> {
         &self.wake
     }
@@ -207,6 +212,7 @@ impl Queue {
             }
             transaction.commit().await?;
         });
+        self.changed();
         if ids.len() == 1 {
             self.wake.notify_one();
         } else {
@@ -239,6 +245,7 @@ impl Queue {
             Err(error) => return Err(error.into()),
         };
         let Some(row) = row else { return Ok(None) };
+        self.changed();
         let id = JobId(row.id);
         Ok(Some(ClaimedJob {
             id,
@@ -285,6 +292,7 @@ impl Queue {
             .await?
             .rows_affected()
         });
+        self.changed();
         self.wake.notify_one();
         Ok(changed == 1)
     }
@@ -324,6 +332,7 @@ impl Queue {
             .await?
             .rows_affected()
         });
+        self.changed();
         self.wake.notify_one();
         Ok((changed == 1).then_some(new_state))
     }
@@ -344,6 +353,7 @@ impl Queue {
             .await?
             .rows_affected()
         });
+        self.changed();
         self.wake.notify_one();
         Ok(changed == 1)
     }
@@ -365,6 +375,7 @@ impl Queue {
             .await?
             .rows_affected()
         });
+        self.changed();
         Ok(changed == 1)
     }
 
@@ -387,6 +398,7 @@ impl Queue {
             .rows_affected()
         });
         if recovered > 0 {
+            self.changed();
             tracing::warn!(recovered, "recovered jobs whose worker stopped renewing its lease");
             self.wake.notify_waiters();
         }
@@ -409,6 +421,7 @@ impl Queue {
             .rows_affected()
         });
         if cancelled == 1 {
+            self.changed();
             return Ok(CancelOutcome::Cancelled);
         }
         let requested = with_pool!(self.db, |pool| {
@@ -420,6 +433,7 @@ impl Queue {
                 .rows_affected()
         });
         if requested == 1 {
+            self.changed();
             return Ok(CancelOutcome::Requested);
         }
         Ok(match self.get(id).await? {
@@ -443,6 +457,7 @@ impl Queue {
             .await?
             .rows_affected()
         });
+        self.changed();
         self.wake.notify_one();
         Ok(changed == 1)
     }

@@ -16,7 +16,7 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use brokeforge_app::AppError;
-use brokeforge_app::auth::{self, Credential, Principal};
+use brokeforge_app::auth::{Credential, Principal};
 use brokeforge_app::crypto::constant_time_eq;
 
 use crate::AppState;
@@ -92,7 +92,10 @@ async fn session_principal(
     let Some(value) = cookie(parts_headers, SESSION_COOKIE) else {
         return Ok(None);
     };
-    auth::authenticate_session(&state.db, value, client_ip(extensions).as_deref()).await
+    state
+        .caches
+        .session_principal(&state.db, value, client_ip(extensions).as_deref())
+        .await
 }
 
 impl FromRequestParts<AppState> for SessionUser {
@@ -139,7 +142,8 @@ impl FromRequestParts<AppState> for ApiUser {
         let Some(token) = token else {
             return Err(ApiError(AppError::Unauthenticated));
         };
-        match auth::authenticate_token(&state.db, token, client_ip(&parts.extensions).as_deref()).await {
+        let ip = client_ip(&parts.extensions);
+        match state.caches.token_principal(&state.db, token, ip.as_deref()).await {
             Ok(Some(principal)) => Ok(ApiUser(principal)),
             Ok(None) => Err(ApiError(AppError::Unauthenticated)),
             Err(error) => Err(ApiError(error)),

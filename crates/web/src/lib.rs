@@ -11,6 +11,7 @@
 pub mod api;
 pub mod auth;
 pub mod bootstrap;
+pub mod cache;
 pub mod error;
 pub mod health;
 pub mod routes;
@@ -70,6 +71,8 @@ pub struct AppState {
     /// file explorer): the same SSH pool the process's workers use.
     pub operations: Arc<OperationEnvironment>,
     pub config: Arc<WebConfig>,
+    /// Principals and pages this process read recently (see [`cache`]).
+    pub caches: Arc<cache::Caches>,
 }
 
 impl AppState {
@@ -96,6 +99,7 @@ impl AppState {
             sealer: Arc::clone(&operations.sealer),
             operations: Arc::new(operations),
             config: Arc::new(config),
+            caches: Arc::new(cache::Caches::default()),
         }
     }
 }

@@ -2,18 +2,23 @@
 //! start a diagnostics run on one.
 
 use axum::Json;
+use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use brokeforge_app::AppError;
+use brokeforge_app::auth::Scope;
 use brokeforge_app::diagnostics::{self, DiagnosticsInput};
 use brokeforge_app::jobs;
 use brokeforge_app::servers::{self, ServerInput};
+use brokeforge_db::Topic;
 use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::ApiJson;
 use crate::AppState;
 use crate::auth::ApiUser;
+use crate::cache::PageKey;
 use crate::error::ApiError;
 use crate::routes::parse_id;
 use crate::views::{JobView, PageQuery, ServerView, next_cursor};
@@ -90,12 +95,30 @@ pub async fn list(
     State(state): State<AppState>,
     ApiUser(principal): ApiUser,
     Query(query): Query<PageQuery>,
-) -> Result<Json<ServerPage>, ApiError> {
+) -> Result<Response, ApiError> {
     let paging = query.validate()?;
-    let records = servers::list(&state.db, &principal, paging.cursor, paging.limit).await?;
-    let data: Vec<ServerView> = records.iter().map(ServerView::from_record).collect();
-    let next_cursor = next_cursor(&data, paging.limit, |server| server.id);
-    Ok(Json(ServerPage { data, next_cursor }))
+    // The scope is checked before the cache is asked, so only readers get the page.
+    principal.require(Scope::Read)?;
+    let key = PageKey::for_user(
+        &principal,
+        "api.servers",
+        format!("{:?}/{}", paging.cursor, paging.limit),
+    );
+    let body = state
+        .caches
+        .page(&state.db, key, &[Topic::Servers], || async {
+            let records = servers::list(&state.db, &principal, paging.cursor, paging.limit).await?;
+            let data: Vec<ServerView> = records.iter().map(ServerView::from_record).collect();
+            let next_cursor = next_cursor(&data, paging.limit, |server| server.id);
+            let json = serde_json::to_vec(&ServerPage { data, next_cursor }).map_err(AppError::internal)?;
+            Ok(Bytes::from(json))
+        })
+        .await?;
+    Ok((
+        [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))],
+        body,
+    )
+        .into_response())
 }
 
 /// Create a server record.

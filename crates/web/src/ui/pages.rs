@@ -1,20 +1,23 @@
 //! The dashboard, server pages, job pages, the activity log and the API reference.
 
 use axum::Form;
+use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::{Html, IntoResponse, Redirect, Response};
 use brokeforge_app::auth::Principal;
 use brokeforge_app::diagnostics::{self, DiagnosticsInput};
 use brokeforge_app::servers::{self, DatabaseChoice, Provider, ServerInput};
 use brokeforge_app::{AppError, FieldErrors, audit, jobs};
 use brokeforge_core::PhpVersion;
+use brokeforge_db::Topic;
 use minijinja::context;
 use serde_json::json;
 
 use super::{FormFields, NoticeQuery, errors_context, notice_text, page_context, render, sv};
 use crate::AppState;
 use crate::auth::SessionUser;
+use crate::cache::PageKey;
 use crate::error::PageError;
 use crate::routes::parse_id;
 use crate::views::{AuditView, EventView, JobView, ServerView, next_cursor};
@@ -58,8 +61,25 @@ pub async fn dashboard(
     SessionUser(principal): SessionUser,
     Query(query): Query<NoticeQuery>,
 ) -> Result<Response, PageError> {
+    let notice = notice_text(query.notice.as_deref());
+    // The page carries the session's form token, so it is cached per session.
+    let key = PageKey::for_credential(&principal, "dashboard", notice.unwrap_or_default().to_owned());
+    let html = state
+        .caches
+        .page(&state.db, key, &[Topic::Servers, Topic::Jobs, Topic::Audit], || {
+            render_dashboard(&state, &principal, notice)
+        })
+        .await?;
+    Ok(Html(html).into_response())
+}
+
+async fn render_dashboard(
+    state: &AppState,
+    principal: &Principal,
+    notice: Option<&'static str>,
+) -> Result<Bytes, AppError> {
     let db = &state.db;
-    let server_list: Vec<ServerView> = servers::list(db, &principal, None, 50)
+    let server_list: Vec<ServerView> = servers::list(db, principal, None, 50)
         .await?
         .iter()
         .map(ServerView::from_record)
@@ -67,7 +87,7 @@ pub async fn dashboard(
     let server_count = brokeforge_db::servers::count_for_user(db, principal.user_id)
         .await
         .map_err(AppError::from)?;
-    let recent_jobs: Vec<JobView> = jobs::list(db, &principal, None, None, 8)
+    let recent_jobs: Vec<JobView> = jobs::list(db, principal, None, None, 8)
         .await?
         .iter()
         .map(JobView::from_row)
@@ -82,14 +102,14 @@ pub async fn dashboard(
         .filter(|job| job.state == "running" || job.state == "queued")
         .count();
     let context = page_context(
-        &principal,
+        principal,
         "dashboard",
         context! {
             servers => sv(server_list), server_count => server_count, jobs => sv(recent_jobs), activity => sv(activity),
-            running_jobs => running, notice => notice_text(query.notice.as_deref()),
+            running_jobs => running, notice => notice,
         },
     );
-    Ok(render(StatusCode::OK, "dashboard.html", context))
+    Ok(Bytes::from(crate::templates::render("dashboard.html", context)))
 }
 
 /// `GET /servers`.
