@@ -109,7 +109,10 @@ async fn render_dashboard(
             running_jobs => running, notice => notice,
         },
     );
-    Ok(Bytes::from(crate::templates::render("dashboard.html", context)))
+    // A page that cannot be rendered is an error, never a cached page.
+    crate::templates::render("dashboard.html", context)
+        .map(Bytes::from)
+        .map_err(|_| AppError::internal("the dashboard template could not be rendered"))
 }
 
 /// `GET /servers`.
