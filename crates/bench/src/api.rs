@@ -12,6 +12,9 @@
 //! - `api-healthz`: `GET /healthz`, the framework floor every other row is compared to.
 //! - `api-servers-list`: `GET /api/v1/servers` with a bearer token (its default page).
 //! - `api-dashboard`: `GET /` with a signed-in session cookie.
+//! - `api-servers-uncached`: `GET /api/v1/servers` with a different cursor and
+//!   limit on every request (each page holds 40 to 50 servers), so that no answer
+//!   comes from the page cache: the cost of reading and serializing a page.
 //!
 //! Then `api-sse`: many concurrent clients follow long diagnostics jobs through
 //! `GET /api/v1/jobs/{id}/events` (round-robin over a smaller set of jobs), held open
@@ -60,6 +63,25 @@ pub struct ApiOptions {
     #[arg(long)]
     brokeforge: Option<PathBuf>,
 }
+
+/// A wrk script that asks for a (cursor, limit) pair no request asked for in the last
+/// seconds: each thread starts at its own offset and walks 9,900 pairs in turn.
+const UNCACHED_LIST_SCRIPT: &str = r#"
+local counter = 0
+function setup(thread)
+  thread:set("id", counter)
+  counter = counter + 1
+end
+function init(args)
+  n = id * 2475
+end
+request = function()
+  n = n + 1
+  local cursor = n % 900 + 1
+  local limit = 40 + math.floor(n / 900) % 11
+  return wrk.format("GET", "/api/v1/servers?cursor=" .. cursor .. "&limit=" .. limit)
+end
+"#;
 
 const EMAIL: &str = "bench@example.com";
 const PASSWORD: &str = "bench-password-0123456789";
@@ -185,14 +207,22 @@ pub async fn run(options: ApiOptions, report: &mut Report) -> anyhow::Result<()>
     }
     let rss_idle = rss_kib(serve.pid())?;
 
-    let workloads: [(&str, &str, Option<&str>); 3] = [
-        ("api-healthz", "/healthz", None),
-        ("api-servers-list", "/api/v1/servers", Some(bearer.as_str())),
-        ("api-dashboard", "/", Some(session.as_str())),
+    let uncached_script = data_dir.path().join("uncached-list.lua");
+    std::fs::write(&uncached_script, UNCACHED_LIST_SCRIPT)?;
+    let workloads: [(&str, &str, Option<&str>, Option<&Path>); 4] = [
+        ("api-healthz", "/healthz", None, None),
+        ("api-servers-list", "/api/v1/servers", Some(bearer.as_str()), None),
+        ("api-dashboard", "/", Some(session.as_str()), None),
+        (
+            "api-servers-uncached",
+            "",
+            Some(bearer.as_str()),
+            Some(uncached_script.as_path()),
+        ),
     ];
     let mut floor_p99 = None;
-    for (workload, path, header) in workloads {
-        let result = wrk(&options, &format!("{base}{path}"), header).await?;
+    for (workload, path, header, script) in workloads {
+        let result = wrk(&options, &format!("{base}{path}"), header, script).await?;
         let floor = *floor_p99.get_or_insert(result.p99_ms);
         let ratio = result.p99_ms / floor;
         let mut summary = format!(
@@ -384,7 +414,12 @@ async fn sign_in(client: &reqwest::Client, base: &str) -> anyhow::Result<String>
         .with_context(|| format!("sign-in did not set a session cookie (status {})", response.status()))
 }
 
-async fn wrk(options: &ApiOptions, url: &str, header: Option<&str>) -> anyhow::Result<WrkResult> {
+async fn wrk(
+    options: &ApiOptions,
+    url: &str,
+    header: Option<&str>,
+    script: Option<&Path>,
+) -> anyhow::Result<WrkResult> {
     let mut command = tokio::process::Command::new("wrk");
     command
         .arg("-t")
@@ -398,6 +433,9 @@ async fn wrk(options: &ApiOptions, url: &str, header: Option<&str>) -> anyhow::R
         .arg("--latency");
     if let Some(header) = header {
         command.arg("-H").arg(header);
+    }
+    if let Some(script) = script {
+        command.arg("-s").arg(script);
     }
     let output = command.arg(url).kill_on_drop(true).output().await.context("run wrk")?;
     let text = String::from_utf8_lossy(&output.stdout);

@@ -59,14 +59,19 @@ struct Slot<V> {
 struct Entry<V> {
     value: V,
     generation: u64,
+    /// When the entry should be read again, while it may still be served.
+    refresh_at: Instant,
     valid_until: Instant,
 }
 
 impl<V: Clone> Slot<V> {
-    fn valid(&self, generation: u64) -> Option<V> {
+    /// The value if it may still be served, and whether it is due to be read again.
+    fn valid(&self, generation: u64) -> Option<(V, bool)> {
         let entry = lock(&self.entry);
         let entry = entry.as_ref()?;
-        (entry.generation == generation && Instant::now() < entry.valid_until).then(|| entry.value.clone())
+        let now = Instant::now();
+        (entry.generation == generation && now < entry.valid_until)
+            .then(|| (entry.value.clone(), now >= entry.refresh_at))
     }
 
     fn live(&self, now: Instant) -> bool {
@@ -91,6 +96,10 @@ impl<K: Eq + Hash + Clone, V: Clone> TtlCache<K, V> {
     /// reads, which is then cached. `generation` reads the change counters the
     /// value depends on. `fill` gives the value and the moment it must stop being
     /// used (if sooner than the time to live), or `None` to cache nothing.
+    ///
+    /// Past half its time to live, an entry is read again by the first caller that
+    /// finds it so, while the others keep getting it until it expires: a key in
+    /// steady use never makes its callers wait for the database.
     pub async fn get_or_fill<E, F, Fut>(&self, key: K, generation: impl Fn() -> u64, fill: F) -> Result<Option<V>, E>
     where
         F: FnOnce() -> Fut,
@@ -100,23 +109,34 @@ impl<K: Eq + Hash + Clone, V: Clone> TtlCache<K, V> {
             // Full of live entries: answer without caching.
             return Ok(fill().await?.map(|(value, _)| value));
         };
-        if let Some(value) = slot.valid(generation()) {
-            return Ok(Some(value));
-        }
-        let _filling = slot.fill.lock().await;
-        let before = generation();
-        if let Some(value) = slot.valid(before) {
-            return Ok(Some(value));
-        }
+        let _filling = match slot.valid(generation()) {
+            Some((value, false)) => return Ok(Some(value)),
+            Some((value, true)) => match slot.fill.try_lock() {
+                Ok(guard) => guard,
+                Err(_) => return Ok(Some(value)),
+            },
+            None => {
+                let guard = slot.fill.lock().await;
+                if let Some((value, false)) = slot.valid(generation()) {
+                    return Ok(Some(value));
+                }
+                guard
+            }
+        };
         // The generation is read before the database, so a write that lands during
         // the read leaves the entry stale, never wrongly fresh.
+        let before = generation();
         let filled_at = Instant::now();
         let filled = fill().await?;
         let mut entry = lock(&slot.entry);
-        *entry = filled.as_ref().map(|(value, not_after)| Entry {
-            value: value.clone(),
-            generation: before,
-            valid_until: not_after.map_or(filled_at + self.ttl, |not_after| not_after.min(filled_at + self.ttl)),
+        *entry = filled.as_ref().map(|(value, not_after)| {
+            let expiry = filled_at + self.ttl;
+            Entry {
+                value: value.clone(),
+                generation: before,
+                refresh_at: filled_at + self.ttl / 2,
+                valid_until: not_after.map_or(expiry, |not_after| not_after.min(expiry)),
+            }
         });
         Ok(filled.map(|(value, _)| value))
     }
@@ -376,6 +396,67 @@ mod tests {
         assert_eq!(third, Ok(Some(3)));
     }
 
+    #[tokio::test]
+    async fn past_half_its_life_an_entry_is_read_again_without_making_others_wait() {
+        let cache = Arc::new(TtlCache::new(Duration::from_secs(2), 8));
+        let first = cache
+            .get_or_fill("key", || 0, || async { Fill::Ok(Some((1, None))) })
+            .await;
+        assert_eq!(first, Ok(Some(1)));
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+        // One caller reads again; while it does, another still gets the valid entry.
+        let (started, release) = (
+            Arc::new(tokio::sync::Notify::new()),
+            Arc::new(tokio::sync::Notify::new()),
+        );
+        let refresher = {
+            let (cache, started, release) = (Arc::clone(&cache), Arc::clone(&started), Arc::clone(&release));
+            tokio::spawn(async move {
+                cache
+                    .get_or_fill(
+                        "key",
+                        || 0,
+                        || async move {
+                            started.notify_one();
+                            release.notified().await;
+                            Fill::Ok(Some((2, None)))
+                        },
+                    )
+                    .await
+            })
+        };
+        started.notified().await;
+        let during = cache
+            .get_or_fill("key", || 0, || async { Fill::Ok(Some((3, None))) })
+            .await;
+        assert_eq!(during, Ok(Some(1)), "served the valid entry without waiting");
+        release.notify_one();
+        assert_eq!(refresher.await.unwrap(), Ok(Some(2)));
+        let after = cache
+            .get_or_fill("key", || 0, || async { Fill::Ok(Some((4, None))) })
+            .await;
+        assert_eq!(after, Ok(Some(2)), "the read replaced the entry");
+    }
+
+    #[tokio::test]
+    async fn a_read_again_that_finds_nothing_ends_the_entry() {
+        let cache: TtlCache<&'static str, u32> = TtlCache::new(Duration::from_millis(200), 8);
+        cache
+            .get_or_fill("key", || 0, || async { Fill::Ok(Some((1, None))) })
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(120)).await;
+        // A credential revoked by another process is refused as soon as it is read again.
+        assert_eq!(
+            cache.get_or_fill("key", || 0, || async { Fill::Ok(None) }).await,
+            Ok(None)
+        );
+        let next = cache
+            .get_or_fill("key", || 0, || async { Fill::Ok(Some((5, None))) })
+            .await;
+        assert_eq!(next, Ok(Some(5)));
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn concurrent_misses_read_once() {
         let cache = Arc::new(TtlCache::new(Duration::from_secs(60), 8));
@@ -405,7 +486,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_full_cache_drops_dead_entries_and_never_grows_past_its_capacity() {
-        let cache: TtlCache<u32, u32> = TtlCache::new(Duration::from_millis(20), 4);
+        let cache: TtlCache<u32, u32> = TtlCache::new(Duration::from_millis(500), 4);
         for key in 0..4 {
             cache
                 .get_or_fill(key, || 0, || async { Fill::Ok(Some((key, None))) })
@@ -416,7 +497,7 @@ mod tests {
         let answered = cache.get_or_fill(9, || 0, || async { Fill::Ok(Some((9, None))) }).await;
         assert_eq!(answered, Ok(Some(9)));
         assert_eq!(cache.len(), 4);
-        tokio::time::sleep(SWEEP_INTERVAL + Duration::from_millis(20)).await;
+        tokio::time::sleep(Duration::from_millis(600)).await;
         cache
             .get_or_fill(10, || 0, || async { Fill::Ok(Some((10, None))) })
             .await
