@@ -339,11 +339,7 @@ pub async fn site_default_set(
     headers: HeaderMap,
     Path(site_id): Path<String>,
 ) -> Result<Response, PageError> {
-    let site_id = parse_id(&site_id, "site")?;
-    let result = sites::set_default(&state.queue, &principal, site_id, true)
-        .await
-        .map(|started| format!("/jobs/{}", started.job_id.0));
-    outcome(&state, &principal, &headers, site_id, result).await
+    change_default(&state, &principal, &headers, &site_id, true).await
 }
 
 /// `POST /sites/{site_id}/default/unset`: makes no site the default in place of this
@@ -354,11 +350,23 @@ pub async fn site_default_unset(
     headers: HeaderMap,
     Path(site_id): Path<String>,
 ) -> Result<Response, PageError> {
-    let site_id = parse_id(&site_id, "site")?;
-    let result = sites::set_default(&state.queue, &principal, site_id, false)
+    change_default(&state, &principal, &headers, &site_id, false).await
+}
+
+/// Starts the job that makes the site the default (or no longer the default) and
+/// opens it.
+async fn change_default(
+    state: &AppState,
+    principal: &Principal,
+    headers: &HeaderMap,
+    site_id: &str,
+    default: bool,
+) -> Result<Response, PageError> {
+    let site_id = parse_id(site_id, "site")?;
+    let result = sites::set_default(&state.queue, principal, site_id, default)
         .await
         .map(|started| format!("/jobs/{}", started.job_id.0));
-    outcome(&state, &principal, &headers, site_id, result).await
+    outcome(state, principal, headers, site_id, result).await
 }
 
 /// `POST /sites/{site_id}/settings`: saves the deploy settings.
