@@ -217,7 +217,7 @@ async fn wordpress_is_downloaded_checked_and_configured_and_a_bad_checksum_stops
     assert!(root.join("shared/wp-content/uploads").is_dir());
     let config = root.join("shared/wp-config.php");
     let metadata = std::fs::metadata(&config).unwrap();
-    assert_eq!(metadata.permissions().mode() & 0o777, 0o640);
+    assert_eq!(metadata.permissions().mode() & 0o777, 0o600);
     assert_eq!(metadata.uid(), uid, "owned by brokeforge (the test account)");
     assert_eq!(files.requests(), ["/latest.tar.gz", "/latest.tar.gz.sha1"]);
 

@@ -95,15 +95,23 @@ pub fn update() -> Cmd {
     apt_get().lit("update")
 }
 
-/// Installs `package`, keeping configuration files the administrator changed.
+/// Installs `package` without its recommended packages, keeping configuration files
+/// the administrator changed.
 pub fn install(package: &'static str) -> Cmd {
+    install_command().lit(package)
+}
+
+/// `apt-get install` up to the package names. Recommended packages are left out: on
+/// Debian they would bring a mail server with cron and compilers, Mesa and a terminal
+/// emulator with npm. What a package needs beyond its dependencies is named outright.
+fn install_command() -> Cmd {
     apt_get()
         .lit("-o")
         .lit("Dpkg::Options::=--force-confold")
         .lit("install")
         .lit("-y")
+        .lit("--no-install-recommends")
         .lit("--")
-        .lit(package)
 }
 
 /// Removes `package` and its configuration files.
@@ -111,21 +119,15 @@ pub fn purge(package: &'static str) -> Cmd {
     apt_get().lit("purge").lit("-y").lit("--").lit(package)
 }
 
-/// Installs every package of `packages` in one transaction, keeping configuration
-/// files the administrator changed.
+/// Installs every package of `packages` in one transaction, without their
+/// recommended packages, keeping configuration files the administrator changed.
 ///
 /// # Panics
 ///
 /// Panics if `packages` is empty, a programming error.
 pub fn install_all(packages: &[DebianPackage]) -> Cmd {
     assert!(!packages.is_empty(), "install at least one package");
-    let cmd = apt_get()
-        .lit("-o")
-        .lit("Dpkg::Options::=--force-confold")
-        .lit("install")
-        .lit("-y")
-        .lit("--");
-    packages.iter().fold(cmd, |cmd, package| cmd.arg(package))
+    packages.iter().fold(install_command(), |cmd, package| cmd.arg(package))
 }
 
 /// Removes every package of `packages` and their configuration files.
@@ -236,7 +238,7 @@ mod tests {
             [
                 "DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 -q update",
                 "DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 -q \
-                 -o Dpkg::Options::=--force-confold install -y -- cron"
+                 -o Dpkg::Options::=--force-confold install -y --no-install-recommends -- cron"
             ]
         );
         assert_eq!(commands_to_install_all(&wanted, &states, true).len(), 1);
@@ -251,7 +253,7 @@ mod tests {
         assert_eq!(
             install("ufw").to_string(),
             "DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 -q \
-             -o Dpkg::Options::=--force-confold install -y -- ufw"
+             -o Dpkg::Options::=--force-confold install -y --no-install-recommends -- ufw"
         );
         assert_eq!(
             purge("ufw").to_string(),

@@ -1,4 +1,5 @@
-//! Composer, PHP's dependency manager, installed system-wide as `composer`.
+//! Composer, PHP's dependency manager, installed system-wide as `composer`, with
+//! unzip and Git, which it uses to fetch packages (and which site deployments use).
 //!
 //! The distribution's `composer` package is used when it fits: when the server's PHP
 //! for Composer is the release's own PHP version and no third-party PHP repository is
@@ -75,7 +76,7 @@ pub struct ComposerInstallInput {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ComposerFacts {
     pub os: OsRelease,
-    /// Packages matching `php*`, and composer, curl, ca-certificates and unzip.
+    /// Packages matching `php*`, and composer, curl, ca-certificates, unzip and git.
     pub packages: PackageStates,
     /// Active APT source lines of a third-party PHP repository.
     pub php_repository_lines: Vec<SourceLine>,
@@ -118,7 +119,7 @@ impl Operation for ComposerInstall {
             FactProbe::new::<Composer>(OS_PROBE, os_release_cmd()),
             FactProbe::new::<Composer>(
                 PACKAGES_PROBE,
-                package_states_cmd(&["php*", COMPOSER_PACKAGE, "curl", "ca-certificates", "unzip"]),
+                package_states_cmd(&["php*", COMPOSER_PACKAGE, "curl", "ca-certificates", "unzip", "git"]),
             ),
             FactProbe::new::<Composer>(
                 PHP_SOURCES_PROBE,
@@ -157,7 +158,7 @@ impl Operation for ComposerInstall {
 
         let steps = plan.milestone(ComposerInstallMilestone::InstallPrerequisites);
         if !present && !use_distribution {
-            let prerequisites = ["curl", "ca-certificates", "unzip"].map(DebianPackage::from_static);
+            let prerequisites = ["curl", "ca-certificates", "unzip", "git"].map(DebianPackage::from_static);
             for cmd in apt::commands_to_install_all(&prerequisites, &facts.packages, false) {
                 steps.run_with_timeout(cmd, apt::APT_TIMEOUT);
             }
@@ -182,7 +183,7 @@ impl Operation for ComposerInstall {
         let steps = plan.milestone(ComposerInstallMilestone::InstallComposer);
         if !present {
             if use_distribution {
-                let packages = [COMPOSER_PACKAGE, "unzip"].map(DebianPackage::from_static);
+                let packages = [COMPOSER_PACKAGE, "unzip", "git"].map(DebianPackage::from_static);
                 for cmd in apt::commands_to_install_all(&packages, &facts.packages, false) {
                     steps.run_with_timeout(cmd, apt::APT_TIMEOUT);
                 }

@@ -157,7 +157,7 @@ fn no_local_composer() -> ProbeOutput {
 fn composer_probes() {
     insta::assert_snapshot!(probe_text::<ComposerInstall>(&composer_input("8.3")), @r"
     os_release: root$ cat -- /etc/os-release
-    composer_packages: root$ dpkg-query -W -f '${Package} ${Version} ${Status}\n' php'*' composer curl ca-certificates unzip
+    composer_packages: root$ dpkg-query -W -f '${Package} ${Version} ${Status}\n' php'*' composer curl ca-certificates unzip git
     php_apt_sources: root$ grep -rsF '--include=*.list' '--include=*.sources' -e packages.sury.org/php -e ppa.launchpadcontent.net/ondrej/php -e ppa.launchpad.net/ondrej/php -- /etc/apt
     composer_local_binary: root$ stat --printf '%n %F\n' -- /usr/local/bin/composer
     ");

@@ -88,7 +88,7 @@ fn install_on_a_fresh_site() {
     assert!(!text.contains("hunter") && !text.contains("tricky"), "{text}");
     assert!(
         text.contains(
-            "upload /home/brokeforge/example.com/shared/wp-config.php as brokeforge (secret contents, mode 0640)"
+            "upload /home/brokeforge/example.com/shared/wp-config.php as brokeforge (secret contents, mode 0600)"
         ),
         "{text}"
     );
@@ -122,7 +122,7 @@ fn a_site_with_a_live_release_keeps_it() {
     let text = check_plan::<WordPressInstall>(&input, &no_config);
     assert!(!text.contains("curl") && !text.contains("tar"), "{text}");
     assert!(
-        text.contains("wp-config.php as brokeforge (secret contents, mode 0640)"),
+        text.contains("wp-config.php as brokeforge (secret contents, mode 0600)"),
         "{text}"
     );
 
@@ -257,7 +257,7 @@ fn the_plan_builds_a_live_release_and_a_bad_checksum_stops_it() {
     assert!(Path::new(&format!("{root}/shared/wp-content/uploads")).is_dir());
     let config = format!("{root}/shared/wp-config.php");
     let mode = std::fs::metadata(&config).unwrap().permissions().mode() & 0o777;
-    assert_eq!(mode, 0o640);
+    assert_eq!(mode, 0o600);
     assert!(php(&["-l", &format!("{release}/wp-config.php")]).contains("No syntax errors detected"));
     assert_eq!(read_config(&config, &TempDir::new("wp-stub"))[0], "shop_wp");
     let downloads: Vec<_> = std::fs::read_dir(format!("{root}/.brokeforge")).unwrap().collect();

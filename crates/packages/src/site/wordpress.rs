@@ -15,10 +15,11 @@
 //!    (`wordpress/`), with umask 022 so nginx can read the files, and check that it
 //!    held WordPress (`wp-settings.php`);
 //! 5. **configure**: upload `shared/wp-config.php` (rendered by
-//!    [`super::wp_config::render_wp_config`], secret bytes, mode 0640) unless the
-//!    site has one; then link `wp-config.php` and `wp-content/uploads` from `shared/`
-//!    into the release (the same step as a deployment's), so both outlive releases and
-//!    the environment editor edits the file WordPress reads;
+//!    [`super::wp_config::render_wp_config`], secret bytes, mode 0600: only the site
+//!    user, which its PHP-FPM pool runs as, reads it) unless the site has one; then
+//!    link `wp-config.php` and `wp-content/uploads` from `shared/` into the release
+//!    (the same step as a deployment's), so both outlive releases and the environment
+//!    editor edits the file WordPress reads;
 //! 6. **activate**: mark the release finished and switch `current` to it atomically.
 //!
 //! A site that already has a live release keeps it; only a missing `wp-config.php` is
@@ -305,7 +306,7 @@ impl Operation for WordPressInstall {
                 .upload(
                     EnvFileName::WpConfig.path(&layout),
                     FileContents::Secret(contents),
-                    0o640,
+                    0o600,
                     None,
                 );
         }
