@@ -1,7 +1,8 @@
 //! Errors of the SSH adapter. Each kind of failure has its own variant and a one-line
 //! message written for the person reading the event in the UI, never a generic
-//! "command failed". Messages count steps from 1; the `step_index` fields are
-//! 0-based positions in `Plan::steps()`.
+//! "command failed". Messages name the command, not its position: users see steps
+//! as the operation's milestones ("Step 2 of 4"), which the application layer adds.
+//! The `step_index` fields are 0-based positions in `Plan::steps()`.
 //!
 //! Every text that came from a server (stderr tails) is scrubbed of the plan's
 //! secrets before it is stored in an error, and commands appear in their masked form.
@@ -86,7 +87,7 @@ pub enum SshError {
         presented: String,
     },
 
-    #[error("step {} timed out after {}: {}", step_index + 1, DisplayDuration(*limit), one_line(command))]
+    #[error("the command timed out after {}: {}", DisplayDuration(*limit), one_line(command))]
     CommandTimeout {
         step_index: usize,
         command: String,
@@ -103,8 +104,7 @@ pub enum SshError {
     },
 
     #[error(
-        "step {} failed with exit code {exit_code}: {}: {}",
-        step_index + 1,
+        "the command failed with exit code {exit_code}: {}: {}",
         one_line(command),
         last_line_or(stderr_tail, "(no error output)")
     )]
@@ -115,14 +115,14 @@ pub enum SshError {
         stderr_tail: String,
     },
 
-    #[error("step {}: upload of {path} failed: {}", step_index + 1, last_line_or(reason, "unknown reason"))]
+    #[error("the upload of {path} failed: {}", last_line_or(reason, "unknown reason"))]
     UploadFailed {
         step_index: usize,
         path: String,
         reason: String,
     },
 
-    #[error("step {}: could not record progress: {}", step_index + 1, one_line(reason))]
+    #[error("could not record progress: {}", one_line(reason))]
     ObserverFailed { step_index: usize, reason: String },
 }
 
@@ -191,12 +191,7 @@ impl SshError {
 
 fn connection_lost_message(address: &str, step_index: Option<usize>, command: Option<&str>, reason: &str) -> String {
     match (step_index, command) {
-        (Some(index), Some(command)) => format!(
-            "connection to {address} lost during step {} ({}): {reason}",
-            index + 1,
-            one_line(command)
-        ),
-        (Some(index), None) => format!("connection to {address} lost during step {}: {reason}", index + 1),
+        (Some(_), Some(command)) => format!("connection to {address} lost during {}: {reason}", one_line(command)),
         _ => format!("connection to {address} lost: {reason}"),
     }
 }
@@ -297,7 +292,7 @@ mod tests {
                     limit: Duration::from_secs(1),
                     stderr_tail: String::new(),
                 },
-                "step 3 timed out after 1s: sleep 30",
+                "the command timed out after 1s: sleep 30",
             ),
             (
                 SshError::CommandFailed {
@@ -306,7 +301,7 @@ mod tests {
                     exit_code: 3,
                     stderr_tail: "first\nE: Unable to locate package nginx-full\n\n".into(),
                 },
-                "step 1 failed with exit code 3: printf 'a\\nb': E: Unable to locate package nginx-full",
+                "the command failed with exit code 3: printf 'a\\nb': E: Unable to locate package nginx-full",
             ),
             (
                 SshError::CommandFailed {
@@ -315,7 +310,7 @@ mod tests {
                     exit_code: 1,
                     stderr_tail: String::new(),
                 },
-                "step 1 failed with exit code 1: false: (no error output)",
+                "the command failed with exit code 1: false: (no error output)",
             ),
             (
                 SshError::ConnectionLost {
@@ -324,7 +319,7 @@ mod tests {
                     command: Some("apt-get update".into()),
                     reason: "the server closed the connection".into(),
                 },
-                "connection to h:22 lost during step 5 (apt-get update): the server closed the connection",
+                "connection to h:22 lost during apt-get update: the server closed the connection",
             ),
             (
                 SshError::UploadFailed {
@@ -332,7 +327,7 @@ mod tests {
                     path: "/etc/x".into(),
                     reason: "mv: cannot move\n".into(),
                 },
-                "step 2: upload of /etc/x failed: mv: cannot move",
+                "the upload of /etc/x failed: mv: cannot move",
             ),
         ];
         for (error, expected) in errors {

@@ -38,7 +38,7 @@ async fn exit_codes_and_stderr_reach_the_observer_and_the_error() {
     assert_eq!(error.stderr_tail(), Some("E: Unable to locate package nginx-ful\n"));
     assert_eq!(
         error.to_string(),
-        "step 2 failed with exit code 3: echo out; echo 'E: Unable to locate package nginx-ful' >&2; exit 3: \
+        "the command failed with exit code 3: echo out; echo 'E: Unable to locate package nginx-ful' >&2; exit 3: \
          E: Unable to locate package nginx-ful"
     );
     assert_eq!(recorder.output(0, Stream::Stdout), b"fine\n");
@@ -183,7 +183,7 @@ async fn a_timeout_kills_the_remote_process_and_its_children() {
     assert_eq!(error.kind(), ErrorKind::CommandTimeout);
     assert_eq!(
         error.to_string(),
-        "step 1 timed out after 1s: sleep 31.5 & sleep 32.5; echo not reached"
+        "the command timed out after 1s: sleep 31.5 & sleep 32.5; echo not reached"
     );
     let Some(Event::Finished(report)) = recorder.events().last().cloned() else {
         panic!("no report: {:?}", recorder.events());
@@ -421,7 +421,7 @@ async fn a_crash_of_sshd_mid_plan_fails_the_step_and_a_later_run_reconnects() {
     assert_eq!(
         error.to_string(),
         format!(
-            "connection to {} lost during step 2 (echo started; sleep 5): the connection closed",
+            "connection to {} lost during echo started; sleep 5: the connection closed",
             target.address()
         )
     );
@@ -632,7 +632,7 @@ async fn secrets_are_masked_in_every_callback_and_error() {
     assert_eq!(error.command(), Some(command));
     assert_eq!(
         error.to_string(),
-        format!("step 2 failed with exit code 7: {command}: denied for ***")
+        format!("the command failed with exit code 7: {command}: denied for ***")
     );
 }
 
@@ -711,7 +711,7 @@ async fn observer_failures_stop_the_plan() {
     assert_eq!(error.kind(), ErrorKind::ObserverFailed);
     assert_eq!(
         error.to_string(),
-        "step 2: could not record progress: the database is locked"
+        "could not record progress: the database is locked"
     );
     assert!(!recorder.outline().iter().any(|line| line.contains("milestone finish")));
 }

@@ -31,17 +31,30 @@ pub fn print_summary(job: &Value) {
         text(job, "/server_name"),
         text(job, "/state")
     );
-    for event in job["events"].as_array().into_iter().flatten() {
+    let events = job["events"].as_array().map(Vec::as_slice).unwrap_or_default();
+    let job_state = text(job, "/state");
+    for (index, event) in events.iter().enumerate() {
         println!(
             "  [{}/{}] {} ({})",
             text(event, "/current_step"),
             text(event, "/total_steps"),
             text(event, "/milestone"),
-            text(event, "/status")
+            milestone_status(&text(event, "/status"), index + 1 == events.len(), &job_state)
         );
     }
     if let Some(event) = failed_event(job) {
         print_failure(event);
+    }
+}
+
+/// What a milestone's event says of it. An event is recorded as `running` when its
+/// milestone is reached; once a later milestone is reached it is done, and the last
+/// one ends as the job does.
+fn milestone_status(status: &str, is_last: bool, job_state: &str) -> String {
+    match (status, is_last) {
+        ("running", false) => "done".to_owned(),
+        ("running", true) if job_state != "running" && job_state != "queued" => job_state.to_owned(),
+        _ => status.to_owned(),
     }
 }
 
@@ -66,6 +79,23 @@ fn print_failure(event: &Value) {
 /// Follows job `job_id` until it is final.
 pub async fn follow(client: &ApiClient, job_id: i64, json: bool) -> anyhow::Result<()> {
     follow_with_log(client, job_id, json, None).await
+}
+
+/// Waits for job `job_id` to be final and prints nothing on standard output (the
+/// progress bar is on standard error), for commands that print their own JSON.
+pub async fn wait_quietly(client: &ApiClient, job_id: i64) -> anyhow::Result<()> {
+    follow_job(client, job_id, Report::Nothing, None).await
+}
+
+/// What following a job prints on standard output.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Report {
+    /// The log as it grows, then a line saying how the job ended.
+    Text,
+    /// The final job as JSON.
+    Json,
+    /// Nothing.
+    Nothing,
 }
 
 /// The part of `output` not printed yet, given the end of what was printed.
@@ -97,6 +127,11 @@ pub async fn follow_with_log(
     json: bool,
     log_path: Option<&str>,
 ) -> anyhow::Result<()> {
+    let report = if json { Report::Json } else { Report::Text };
+    follow_job(client, job_id, report, log_path).await
+}
+
+async fn follow_job(client: &ApiClient, job_id: i64, report: Report, log_path: Option<&str>) -> anyhow::Result<()> {
     let mut printed = String::new();
     let bar = ProgressBar::new(1);
     bar.set_style(
@@ -122,7 +157,7 @@ pub async fn follow_with_log(
         let state = job["state"].as_str().unwrap_or("");
         let finished = matches!(state, "succeeded" | "failed" | "cancelled");
         if let Some(path) = log_path
-            && !json
+            && report == Report::Text
         {
             // The log is read after the job's state, so a final state has its whole log.
             let output = client.get(path).await?["output"].as_str().unwrap_or("").to_owned();
@@ -143,18 +178,20 @@ pub async fn follow_with_log(
         tokio::time::sleep(POLL_INTERVAL).await;
     };
     bar.finish_and_clear();
-    if json {
+    if report == Report::Json {
         print_json(&job);
     }
     match job["state"].as_str().unwrap_or("") {
         "succeeded" => {
-            if !json {
+            if report == Report::Text {
                 println!("Job #{job_id} succeeded.");
             }
             Ok(())
         }
         state => {
-            if !json && let Some(event) = failed_event(&job) {
+            if report == Report::Text
+                && let Some(event) = failed_event(&job)
+            {
                 print_failure(event);
             }
             let reason = job["last_error"].as_str().unwrap_or(state);
@@ -165,7 +202,17 @@ pub async fn follow_with_log(
 
 #[cfg(test)]
 mod tests {
-    use super::unseen;
+    use super::{milestone_status, unseen};
+
+    #[test]
+    fn reached_milestones_read_as_done_and_the_last_as_the_job_ended() {
+        assert_eq!(milestone_status("running", false, "running"), "done");
+        assert_eq!(milestone_status("running", true, "running"), "running");
+        assert_eq!(milestone_status("running", false, "succeeded"), "done");
+        assert_eq!(milestone_status("running", true, "succeeded"), "succeeded");
+        assert_eq!(milestone_status("running", true, "cancelled"), "cancelled");
+        assert_eq!(milestone_status("failed", true, "failed"), "failed");
+    }
 
     #[test]
     fn only_new_log_text_is_printed() {

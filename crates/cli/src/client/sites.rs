@@ -783,7 +783,11 @@ pub async fn run(options: &ClientOptions, command: SitesCommand) -> anyhow::Resu
                 return Ok(());
             }
             let job_id = started_run["job"]["id"].as_i64().unwrap_or(0);
-            let followed = follow::follow(client, job_id, false).await;
+            let followed = if options.json {
+                follow::wait_quietly(client, job_id).await
+            } else {
+                follow::follow(client, job_id, false).await
+            };
             let run = client
                 .get(&format!(
                     "/api/v1/sites/{site_id}/commands/{}",
