@@ -132,15 +132,24 @@ async fn measure_workload(
     // machine weighs on all of them alike.
     let mut cold = Vec::new();
     let mut cpu = Vec::new();
+    let mut server_cpu = Vec::new();
     let mut warm = Vec::new();
+    let mut warm_server_cpu = Vec::new();
     let mut control_master = Vec::new();
     let mut pyinfra = Vec::new();
     for round in 0..rounds {
         let pool = SshPool::default();
         let cpu_before = cpu_time();
+        let server_cpu_before = server_cpu_time(fixture);
         cold.push(run_brokeforge(&pool, fixture, events, workload).await?);
         cpu.push(cpu_time() - cpu_before);
+        // The connections close, so that their processes' CPU is counted.
+        drop(pool);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        server_cpu.push(server_cpu_time(fixture) - server_cpu_before);
+        let server_cpu_before = server_cpu_time(fixture);
         warm.push(run_brokeforge(&warm_pool, fixture, events, workload).await?);
+        warm_server_cpu.push(server_cpu_time(fixture) - server_cpu_before);
         if round < baseline_rounds {
             let control_dir = tempfile::Builder::new().prefix("bf-cm-").tempdir_in("/tmp")?;
             control_master.push(run_ssh(fixture, workload, Some(control_dir.path())).await);
@@ -152,29 +161,41 @@ async fn measure_workload(
     }
     let brokeforge = median(&cold);
     let cpu_per_step = median(&cpu).as_secs_f64() / total_steps;
+    let server_seconds = median(&server_cpu).as_secs_f64();
     report.add(Row {
         workload: workload.name.into(),
         tool: "brokeforge".into(),
         fields: fields(json!({
             "seconds": round(brokeforge.as_secs_f64()),
             "cpu_ms_per_step": round(cpu_per_step * 1000.0),
+            "server_cpu_seconds": round(server_seconds),
             "rounds": cold.len(),
             "events_persisted_per_step": 1,
         })),
         summary: format!(
             "{:>8.3} s  (median of {}, connect included; {:.2} ms control-plane CPU per step; \
-             one event row per step)",
+             one event row per step; sshd and the runners used {:.3} s of CPU)",
             brokeforge.as_secs_f64(),
             cold.len(),
-            cpu_per_step * 1000.0
+            cpu_per_step * 1000.0,
+            server_seconds
         ),
     });
     let warm_seconds = median(&warm).as_secs_f64();
+    let warm_server_seconds = median(&warm_server_cpu).as_secs_f64();
     report.add(Row {
         workload: workload.name.into(),
         tool: "brokeforge-warm".into(),
-        fields: fields(json!({ "seconds": round(warm_seconds), "rounds": warm.len() })),
-        summary: format!("{warm_seconds:>8.3} s  (median of {}, pooled connection)", warm.len()),
+        fields: fields(json!({
+            "seconds": round(warm_seconds),
+            "server_cpu_seconds": round(warm_server_seconds),
+            "rounds": warm.len(),
+        })),
+        summary: format!(
+            "{warm_seconds:>8.3} s  (median of {}, pooled connection; sshd and the runners used {:.3} s of CPU)",
+            warm.len(),
+            warm_server_seconds
+        ),
     });
 
     let mut baselines: Vec<(&str, Vec<anyhow::Result<Duration>>, &str)> = Vec::new();
@@ -651,6 +672,59 @@ async fn run_ansible(fixture: &Fixture, venv: &Path, workload: &Workload) -> any
 }
 
 /// User plus system CPU time of this process so far.
+/// CPU time used by the sshd targets: each listener and every process descended from
+/// it (connections, sessions, the runners and their steps), counting the children they
+/// already reaped. The sum over a process tree only grows, so the difference between
+/// two readings is the CPU the servers used in between.
+fn server_cpu_time(fixture: &Fixture) -> Duration {
+    let roots: Vec<u32> = fixture.servers.iter().filter_map(SshServer::pid).collect();
+    let mut processes: Vec<(u32, u32, u64)> = Vec::new();
+    if let Ok(entries) = std::fs::read_dir("/proc") {
+        for entry in entries.flatten() {
+            let Some(pid) = entry.file_name().to_str().and_then(|name| name.parse::<u32>().ok()) else {
+                continue;
+            };
+            let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+                continue;
+            };
+            // The fields after the command name, which is in parentheses and may hold spaces.
+            let Some((_, after_name)) = stat.rsplit_once(')') else {
+                continue;
+            };
+            let fields: Vec<&str> = after_name.split_whitespace().collect();
+            // state ppid ... utime(12) stime(13) cutime(14) cstime(15), counted from state as 0.
+            let number = |index: usize| {
+                fields
+                    .get(index)
+                    .and_then(|field| field.parse::<u64>().ok())
+                    .unwrap_or(0)
+            };
+            let ticks = number(11) + number(12) + number(13) + number(14);
+            processes.push((pid, number(1) as u32, ticks));
+        }
+    }
+    let mut in_tree: std::collections::HashSet<u32> = roots.into_iter().collect();
+    loop {
+        let before = in_tree.len();
+        for (pid, parent, _) in &processes {
+            if in_tree.contains(parent) {
+                in_tree.insert(*pid);
+            }
+        }
+        if in_tree.len() == before {
+            break;
+        }
+    }
+    let ticks: u64 = processes
+        .iter()
+        .filter(|(pid, _, _)| in_tree.contains(pid))
+        .map(|(_, _, ticks)| ticks)
+        .sum();
+    // SAFETY: sysconf has no preconditions.
+    let ticks_per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+    Duration::from_micros(ticks * 1_000_000 / ticks_per_second)
+}
+
 fn cpu_time() -> Duration {
     let mut usage = std::mem::MaybeUninit::<libc::rusage>::zeroed();
     // SAFETY: getrusage fills the struct it is given; RUSAGE_SELF is always valid.

@@ -183,6 +183,12 @@ impl SshServer {
         std::fs::read_to_string(self.log_path()).unwrap_or_default()
     }
 
+    /// The process id of the listening sshd, while it runs. Every connection's
+    /// processes descend from it.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.lock().unwrap().as_ref().map(Child::id)
+    }
+
     /// Whether the listening process is running.
     pub fn is_running(&self) -> bool {
         let mut child = self.child.lock().unwrap();
