@@ -183,9 +183,9 @@ vm_start() {
     # TCG by default: KVM hangs at boot on the machines this runs on. Set
     # BROKEFORGE_VM_ACCEL=kvm where KVM works.
     accel=${BROKEFORGE_VM_ACCEL:-tcg}
-    local accel_args=(-accel "tcg,thread=multi" -cpu max)
+    local accel_args=(-accel "tcg,thread=multi" -cpu "${BROKEFORGE_VM_CPU:-max}")
     if [ "$accel" = kvm ]; then
-        accel_args=(-accel kvm -cpu host)
+        accel_args=(-accel kvm -cpu "${BROKEFORGE_VM_CPU:-host}")
     fi
     echo "booting the VM ($accel): ssh on 127.0.0.1:$E2E_VM_SSH_PORT, http on 127.0.0.1:$E2E_VM_HTTP_PORT, probe on 127.0.0.1:$E2E_VM_PROBE_PORT"
     qemu-system-x86_64 "${accel_args[@]}" -m "${BROKEFORGE_VM_MEMORY:-2048}" -smp "${BROKEFORGE_VM_CPUS:-2}" \

@@ -22,6 +22,7 @@ E2E_SCENARIO_PHASES=(
     site-redeploy
     site-rollback
     site-command
+    site-default
     site-remove
     reprovision
     remove-server
@@ -280,8 +281,12 @@ E2E_LOAD_PID=''
 
 # Prints "<body> <HTTP code>" of the site's page through the HTTP forward.
 site_page() {
-    curl -sS --max-time 20 -H "Host: $E2E_SITE_DOMAIN" -w ' %{http_code}' \
-        "http://127.0.0.1:$E2E_VM_HTTP_PORT/" 2>&1 || true
+    page_for_host "$E2E_SITE_DOMAIN"
+}
+
+# page_for_host HOST: prints "<body> <HTTP code>" of what nginx answers for HOST.
+page_for_host() {
+    curl -sS --max-time 20 -H "Host: $1" -w ' %{http_code}' "http://127.0.0.1:$E2E_VM_HTTP_PORT/" 2>&1 || true
 }
 
 # expect_page RELEASE: the site's page must answer 200 with that release id.
@@ -512,8 +517,11 @@ phase_site_rollback() {
 # Runs a command in the site's current release with the CLI and reads its output
 # back through the API.
 phase_site_command() {
-    bf sites run "$E2E_SITE_ID" --follow -- 'cat release.txt && php -r "echo PHP_VERSION, PHP_EOL;"'
-    local run output exit_code
+    local followed run output exit_code
+    # --follow --json prints only the finished run, as JSON.
+    followed=$(bf sites run "$E2E_SITE_ID" --follow --json -- 'cat release.txt && php -r "echo PHP_VERSION, PHP_EOL;"')
+    jq -e '.exit_code == 0' <<<"$followed" >/dev/null ||
+        fail "brokeforge sites run --follow --json printed \"$followed\"; expected the finished run as JSON"
     run=$(bf sites commands "$E2E_SITE_ID" --json | jq -e '.data[0]') ||
         fail "brokeforge sites commands lists no command"
     printf '%s\n' "$run" >"$E2E_RUN_DIR/site-command.json"
@@ -525,6 +533,27 @@ phase_site_command() {
     grep -Eq '^8\.2\.[0-9]+$' <<<"$(sed -n 2p <<<"$output")" ||
         fail "the site command's second line is not a PHP 8.2 version: \"$output\""
     printf '  ok  %-44s %s\n' 'the command output read through the API' "$(tr '\n' ' ' <<<"$output")"
+}
+
+# Makes the site the server's default site: a name no site serves then gets the app
+# instead of the catch-all; unsetting it brings the catch-all back.
+phase_site_default() {
+    local unknown=unknown-name.e2e.test answer
+    answer=$(page_for_host "$unknown")
+    [[ $answer != *"release "* ]] || fail "$unknown got the app before the site was made the default: $answer"
+    printf '  ok  %-44s %s\n' "$unknown gets the catch-all" "${answer##* }"
+    bf sites default "$E2E_SITE_ID" --follow
+    answer=$(page_for_host "$unknown")
+    [ "$answer" = "release $E2E_RELEASE_1 200" ] ||
+        fail "$unknown answered \"$answer\" with the site as the default; expected \"release $E2E_RELEASE_1 200\""
+    printf '  ok  %-44s %s\n' "$unknown gets the default site" "release $E2E_RELEASE_1"
+    expect_page "$E2E_RELEASE_1"
+    expect_in_vm 'nginx -t' 'test is successful' 'nginx -t 2>&1'
+    bf sites default "$E2E_SITE_ID" --unset --follow
+    answer=$(page_for_host "$unknown")
+    [[ $answer != *"release "* ]] || fail "$unknown still gets the app after the default was unset: $answer"
+    printf '  ok  %-44s %s\n' "$unknown gets the catch-all again" "${answer##* }"
+    expect_page "$E2E_RELEASE_1"
 }
 
 # Deletes the site with the CLI: its server block, pool and directory are gone, and

@@ -709,10 +709,7 @@ async fn observer_failures_stop_the_plan() {
         .await
         .unwrap_err();
     assert_eq!(error.kind(), ErrorKind::ObserverFailed);
-    assert_eq!(
-        error.to_string(),
-        "could not record progress: the database is locked"
-    );
+    assert_eq!(error.to_string(), "could not record progress: the database is locked");
     assert!(!recorder.outline().iter().any(|line| line.contains("milestone finish")));
 }
 

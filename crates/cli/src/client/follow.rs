@@ -34,12 +34,18 @@ pub fn print_summary(job: &Value) {
     let events = job["events"].as_array().map(Vec::as_slice).unwrap_or_default();
     let job_state = text(job, "/state");
     for (index, event) in events.iter().enumerate() {
+        let later = &events[index + 1..];
+        let status = text(event, "/status");
+        // A milestone's own outcome row (a failure) supersedes the row of reaching it.
+        if status == "running" && later.iter().any(|other| other["current_step"] == event["current_step"]) {
+            continue;
+        }
         println!(
             "  [{}/{}] {} ({})",
             text(event, "/current_step"),
             text(event, "/total_steps"),
             text(event, "/milestone"),
-            milestone_status(&text(event, "/status"), index + 1 == events.len(), &job_state)
+            milestone_status(&status, later.is_empty(), &job_state)
         );
     }
     if let Some(event) = failed_event(job) {
