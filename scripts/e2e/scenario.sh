@@ -535,24 +535,58 @@ phase_site_command() {
     printf '  ok  %-44s %s\n' 'the command output read through the API' "$(tr '\n' ' ' <<<"$output")"
 }
 
+# wait_for_page HOST CHECK: asks for HOST's page until the function CHECK accepts the
+# answer, for up to 20 s, and prints the last answer. `systemctl reload nginx` returns
+# once nginx has the signal, before its new workers answer, and under TCG that can
+# take seconds.
+wait_for_page() {
+    local host=$1 check=$2 answer deadline=$((SECONDS + 20))
+    while :; do
+        answer=$(page_for_host "$host")
+        if "$check" "$answer"; then
+            printf '%s' "$answer"
+            return 0
+        fi
+        if [ "$SECONDS" -ge "$deadline" ]; then
+            printf '%s' "$answer"
+            return 1
+        fi
+        sleep 0.5
+    done
+}
+
+answers_release_1() {
+    [ "$1" = "release $E2E_RELEASE_1 200" ]
+}
+
+answers_without_the_app() {
+    [[ $1 != *"release "* ]]
+}
+
 # Makes the site the server's default site: a name no site serves then gets the app
 # instead of the catch-all; unsetting it brings the catch-all back.
 phase_site_default() {
     local unknown=unknown-name.e2e.test answer
     answer=$(page_for_host "$unknown")
-    [[ $answer != *"release "* ]] || fail "$unknown got the app before the site was made the default: $answer"
+    answers_without_the_app "$answer" || fail "$unknown got the app before the site was made the default: $answer"
     printf '  ok  %-44s %s\n' "$unknown gets the catch-all" "${answer##* }"
     bf sites default "$E2E_SITE_ID" --follow
-    answer=$(page_for_host "$unknown")
-    [ "$answer" = "release $E2E_RELEASE_1 200" ] ||
+    expect_in_vm 'nginx -t' 'test is successful' 'nginx -t 2>&1'
+    expect_in_vm 'the catch-all is off' '^off$' \
+        'test -e /etc/nginx/sites-enabled/brokeforge-default && echo on || echo off'
+    if ! answer=$(wait_for_page "$unknown" answers_release_1); then
+        vm_ssh "ls -l /etc/nginx/sites-enabled; grep -n 'listen' /etc/nginx/sites-available/$E2E_SITE_DOMAIN*" 2>&1 |
+            sed 's/^/  vm| /' >&2 || true
         fail "$unknown answered \"$answer\" with the site as the default; expected \"release $E2E_RELEASE_1 200\""
+    fi
     printf '  ok  %-44s %s\n' "$unknown gets the default site" "release $E2E_RELEASE_1"
     expect_page "$E2E_RELEASE_1"
-    expect_in_vm 'nginx -t' 'test is successful' 'nginx -t 2>&1'
     bf sites default "$E2E_SITE_ID" --unset --follow
-    answer=$(page_for_host "$unknown")
-    [[ $answer != *"release "* ]] || fail "$unknown still gets the app after the default was unset: $answer"
+    answer=$(wait_for_page "$unknown" answers_without_the_app) ||
+        fail "$unknown still gets the app after the default was unset: $answer"
     printf '  ok  %-44s %s\n' "$unknown gets the catch-all again" "${answer##* }"
+    expect_in_vm 'the catch-all is on' '^on$' \
+        'test -e /etc/nginx/sites-enabled/brokeforge-default && echo on || echo off'
     expect_page "$E2E_RELEASE_1"
 }
 
