@@ -95,17 +95,24 @@ fn ok(output: Output) -> String {
     stdout
 }
 
-#[test]
-fn the_cli_signs_in_manages_servers_and_follows_jobs() {
+/// A data directory with the user ada@example.com, a running `serve` on it and a CLI
+/// configuration directory; dropping it stops the server and removes both directories.
+struct Setup {
+    server: Server,
+    config: PathBuf,
+    config_home: tempfile::TempDir,
+    data: tempfile::TempDir,
+}
+
+fn set_up() -> Setup {
     let data = brokeforge_testkit::temp_data_dir();
     let config_home = tempfile::tempdir().unwrap();
     let config: PathBuf = config_home.path().join("brokeforge");
-    let data_dir = data.path().to_str().unwrap();
     ok(cli(
         &config,
         &[
             "--data-dir",
-            data_dir,
+            data.path().to_str().unwrap(),
             "admin",
             "create-user",
             "--email",
@@ -115,6 +122,36 @@ fn the_cli_signs_in_manages_servers_and_follows_jobs() {
         &format!("{PASSWORD}\n"),
     ));
     let server = start_server(data.path());
+    Setup {
+        server,
+        config,
+        config_home,
+        data,
+    }
+}
+
+/// [`set_up`], then `brokeforge login` as ada.
+fn signed_in() -> Setup {
+    let setup = set_up();
+    ok(cli(
+        &setup.config,
+        &[
+            "login",
+            "--url",
+            &setup.server.url,
+            "--email",
+            "ada@example.com",
+            "--password-stdin",
+        ],
+        &format!("{PASSWORD}\n"),
+    ));
+    setup
+}
+
+#[test]
+fn the_cli_signs_in_manages_servers_and_follows_jobs() {
+    let setup = set_up();
+    let (config, server) = (&setup.config, &setup.server);
 
     // Not signed in yet.
     let output = cli(&config, &["servers", "list"], "");
@@ -293,7 +330,7 @@ fn the_cli_signs_in_manages_servers_and_follows_jobs() {
         &config,
         &[
             "--data-dir",
-            data_dir,
+            setup.data.path().to_str().unwrap(),
             "admin",
             "create-token",
             "--email",
@@ -310,7 +347,7 @@ fn the_cli_signs_in_manages_servers_and_follows_jobs() {
         .to_owned();
     let output = Command::new(BINARY)
         .args(["servers", "list", "--url", &server.url])
-        .env("BROKEFORGE_CONFIG_DIR", config_home.path().join("other"))
+        .env("BROKEFORGE_CONFIG_DIR", setup.config_home.path().join("other"))
         .env("BROKEFORGE_TOKEN", &token)
         .output()
         .unwrap();
@@ -330,7 +367,7 @@ fn the_cli_signs_in_manages_servers_and_follows_jobs() {
             "--address",
             "203.0.113.30",
         ])
-        .env("BROKEFORGE_CONFIG_DIR", config_home.path().join("other"))
+        .env("BROKEFORGE_CONFIG_DIR", setup.config_home.path().join("other"))
         .env("BROKEFORGE_TOKEN", &token)
         .output()
         .unwrap();
@@ -345,36 +382,8 @@ fn the_cli_signs_in_manages_servers_and_follows_jobs() {
 
 #[test]
 fn the_cli_manages_php_versions_and_firewall_rules() {
-    let data = brokeforge_testkit::temp_data_dir();
-    let config_home = tempfile::tempdir().unwrap();
-    let config: PathBuf = config_home.path().join("brokeforge");
-    let data_dir = data.path().to_str().unwrap();
-    ok(cli(
-        &config,
-        &[
-            "--data-dir",
-            data_dir,
-            "admin",
-            "create-user",
-            "--email",
-            "ada@example.com",
-            "--password-stdin",
-        ],
-        &format!("{PASSWORD}\n"),
-    ));
-    let server = start_server(data.path());
-    ok(cli(
-        &config,
-        &[
-            "login",
-            "--url",
-            &server.url,
-            "--email",
-            "ada@example.com",
-            "--password-stdin",
-        ],
-        &format!("{PASSWORD}\n"),
-    ));
+    let setup = signed_in();
+    let (config, server) = (&setup.config, &setup.server);
     ok(cli(
         &config,
         &[
@@ -452,36 +461,8 @@ fn the_cli_manages_php_versions_and_firewall_rules() {
 
 #[test]
 fn the_cli_reaches_site_environments_and_files_through_the_api() {
-    let data = brokeforge_testkit::temp_data_dir();
-    let config_home = tempfile::tempdir().unwrap();
-    let config: PathBuf = config_home.path().join("brokeforge");
-    let data_dir = data.path().to_str().unwrap();
-    ok(cli(
-        &config,
-        &[
-            "--data-dir",
-            data_dir,
-            "admin",
-            "create-user",
-            "--email",
-            "ada@example.com",
-            "--password-stdin",
-        ],
-        &format!("{PASSWORD}\n"),
-    ));
-    let server = start_server(data.path());
-    ok(cli(
-        &config,
-        &[
-            "login",
-            "--url",
-            &server.url,
-            "--email",
-            "ada@example.com",
-            "--password-stdin",
-        ],
-        &format!("{PASSWORD}\n"),
-    ));
+    let setup = signed_in();
+    let (config, server) = (&setup.config, &setup.server);
     // No such site: every command says so and exits non-zero.
     for (args, stdin) in [
         (&["sites", "env", "999"][..], ""),
