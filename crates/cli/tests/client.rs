@@ -151,7 +151,7 @@ fn signed_in() -> Setup {
 #[test]
 fn the_cli_signs_in_manages_servers_and_follows_jobs() {
     let setup = set_up();
-    let (config, server) = (&setup.config, &setup.server);
+    let (config, server) = (setup.config.clone(), &setup.server);
 
     // Not signed in yet.
     let output = cli(&config, &["servers", "list"], "");
@@ -383,7 +383,7 @@ fn the_cli_signs_in_manages_servers_and_follows_jobs() {
 #[test]
 fn the_cli_manages_php_versions_and_firewall_rules() {
     let setup = signed_in();
-    let (config, server) = (&setup.config, &setup.server);
+    let (config, server) = (setup.config.clone(), &setup.server);
     ok(cli(
         &config,
         &[
@@ -462,7 +462,7 @@ fn the_cli_manages_php_versions_and_firewall_rules() {
 #[test]
 fn the_cli_reaches_site_environments_and_files_through_the_api() {
     let setup = signed_in();
-    let (config, server) = (&setup.config, &setup.server);
+    let (config, server) = (setup.config.clone(), &setup.server);
     // No such site: every command says so and exits non-zero.
     for (args, stdin) in [
         (&["sites", "env", "999"][..], ""),
