@@ -383,7 +383,7 @@ fn the_cli_signs_in_manages_servers_and_follows_jobs() {
 #[test]
 fn the_cli_manages_php_versions_and_firewall_rules() {
     let setup = signed_in();
-    let (config, server) = (setup.config.clone(), &setup.server);
+    let config = setup.config.clone();
     ok(cli(
         &config,
         &[
@@ -462,7 +462,7 @@ fn the_cli_manages_php_versions_and_firewall_rules() {
 #[test]
 fn the_cli_reaches_site_environments_and_files_through_the_api() {
     let setup = signed_in();
-    let (config, server) = (setup.config.clone(), &setup.server);
+    let config = setup.config.clone();
     // No such site: every command says so and exits non-zero.
     for (args, stdin) in [
         (&["sites", "env", "999"][..], ""),
